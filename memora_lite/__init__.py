@@ -1,0 +1,1 @@
+"""memora_lite: the Memora ``nosql`` interface, in-process, on local files."""
