@@ -19,9 +19,10 @@ column then holds a placeholder (0 or ``None``).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -79,7 +80,7 @@ class Ragged:
             return self.values.reshape(len(self), width).tolist()
         flat = self.values.tolist()
         bounds = self.offsets.tolist()
-        return [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        return [flat[a:b] for a, b in itertools.pairwise(bounds)]
 
     def to_numpy(self) -> np.ndarray:
         """A 2-D array when rows share one length, else a 1-D object array of 1-D arrays."""
@@ -121,7 +122,7 @@ class Ragged:
         return Ragged(values, offsets.astype(np.int64))
 
 
-Column = Union[np.ndarray, Ragged]
+Column = np.ndarray | Ragged
 
 
 def take(column: Column, indices: np.ndarray) -> Column:

@@ -25,6 +25,14 @@ class MemoraError(Exception):
     """Base class of every error memora_lite raises on purpose."""
 
 
+class InvalidArgumentError(MemoraError, ValueError):
+    """A call's arguments are malformed (wrong type, conflicting options, negative limit)."""
+
+
+class InvalidNameError(MemoraError, ValueError):
+    """A collection or project name could reach outside the store folder or is malformed."""
+
+
 class CollectionNotFoundError(MemoraError, KeyError):
     """The named collection does not exist in this store."""
 

@@ -1,0 +1,86 @@
+/*
+ * mlite_tokens: the kernels of the "tokens1" block codec (layout: docs/format.md#tokens1).
+ *
+ * A block holds n ragged rows of int64. Each row is stored as its length L, the
+ * length K of the prefix kept before its trailing run of one repeated value, that
+ * run's value, and the K kept values; every value is stored as (value - base)
+ * in w little-endian bytes, every length in lw bytes. The body is four arrays:
+ *
+ *     L[n] (lw bytes each)  K[n] (lw)  run[n] (w)  kept[n_kept] (w)
+ *
+ * Python validates arguments and allocates every buffer; these functions only
+ * compute. The decoder trusts nothing in the body: mlite_tokens_check validates
+ * every length against the body size before any value is read or written, and
+ * mlite_tokens_unpack calls it first. Plain C99, no Python.h.
+ */
+#ifndef MLITE_TOKENS_H
+#define MLITE_TOKENS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Status codes; memora_lite/codecs/backend.py maps each to one CodecError message. */
+enum {
+    MLITE_OK = 0,
+    MLITE_E_WIDTH = 1,    /* w or lw is not 1, 2, 4 or 8 */
+    MLITE_E_BODY = 2,     /* body length differs from what the header counts imply, or the body
+                             changed under the decoder */
+    MLITE_E_KEPT = 3,     /* a row keeps more values than it holds (K > L) */
+    MLITE_E_ROWS = 4,     /* row lengths do not add up to n_values */
+    MLITE_E_KEPT_SUM = 5, /* kept lengths do not add up to n_kept */
+    MLITE_E_DENSE = 6,    /* a row's length differs from the requested dense width */
+    MLITE_E_OUT = 7,      /* the output buffer does not hold exactly n_values elements */
+    MLITE_E_RANGE = 8     /* a stored value does not fit the output element type */
+};
+
+typedef struct {
+    uint64_t n_rows;
+    uint64_t n_kept;   /* total kept values, the length of the kept[] array */
+    uint64_t n_values; /* total values, the sum of L */
+    int64_t base;      /* frame of reference: stored = value - base */
+    unsigned w;        /* bytes per stored value: 1, 2, 4 or 8 */
+    unsigned lw;       /* bytes per stored length: 1, 2, 4 or 8 */
+} mlite_tokens_header;
+
+/*
+ * Encoder, pass 1: kept[i] = length of row i minus its maximal trailing run of
+ * equal values (0 for an empty row). offsets holds n_rows + 1 non-decreasing
+ * indexes into values, starting at 0. Returns the sum of kept[].
+ */
+uint64_t mlite_tokens_split(const int64_t *values, const int64_t *offsets, size_t n_rows,
+                            int64_t *kept);
+
+/*
+ * Encoder, pass 2: write the body (mlite_tokens_body_size bytes) for the rows
+ * split by mlite_tokens_split. Every value minus h->base must fit in h->w bytes.
+ */
+void mlite_tokens_pack(const int64_t *values, const int64_t *offsets, const int64_t *kept,
+                       const mlite_tokens_header *h, uint8_t *body);
+
+/*
+ * Body size the header implies: n_rows * (2 * lw + w) + n_kept * w. Returns 0 and
+ * sets *size, or MLITE_E_WIDTH / MLITE_E_BODY (the size overflows 64 bits).
+ */
+int mlite_tokens_body_size(const mlite_tokens_header *h, uint64_t *size);
+
+/*
+ * Validate a body against its header without writing anything: widths, body
+ * size, every K <= L, the sums of L and K, and, when width >= 0, that every row
+ * holds exactly width values. Conditions are tested in the order of the status
+ * codes above, so a body with several faults always yields the same code.
+ */
+int mlite_tokens_check(const uint8_t *body, size_t body_len, const mlite_tokens_header *h,
+                       int64_t width);
+
+/*
+ * Decode a body into out: n_values elements of elem_size bytes (1, 2, 4 or 8),
+ * in native byte order, each written as the low elem_size bytes of the value, so
+ * signed and unsigned element types both work. Every value must lie in [lo, hi]
+ * (the element type's range) else MLITE_E_RANGE. When offsets is not NULL it
+ * receives n_rows + 1 row offsets. width as for mlite_tokens_check.
+ */
+int mlite_tokens_unpack(const uint8_t *body, size_t body_len, const mlite_tokens_header *h,
+                        int64_t width, void *out, size_t out_len, unsigned elem_size, int64_t lo,
+                        int64_t hi, int64_t *offsets);
+
+#endif

@@ -1,0 +1,371 @@
+"""The live kernel backend, the tokens1 block around its kernels, and the bounded zstd step.
+
+Owns three facts, each in one place:
+
+* which kernels run: ``MEMORA_LITE_BACKEND`` picks ``"cython"`` (default, the
+  compiled :mod:`memora_lite.codecs._tokens`) or ``"numpy"`` (the twin
+  :mod:`memora_lite.codecs.tokens_numpy`); a missing build is an ImportError,
+  never a silent switch to the slow twin;
+* the tokens1 header and the one table from kernel status codes to
+  :class:`~memora_lite.errors.CodecError` messages;
+* how zstd frames are written and how far a frame may expand on reading.
+
+Byte layouts: ``docs/format.md``. :class:`TokenCodec` binds the format to one
+kernel module so that tests can run both side by side; the module-level
+functions use the live one.
+
+>>> import numpy as np
+>>> block = encode_tokens(np.array([5, 6, 0, 0, 9], dtype=np.int32), np.array([0, 4, 5]))
+>>> decode_tokens(block, np.dtype("int32")).to_lists()
+[[5, 6, 0, 0], [9]]
+"""
+
+from __future__ import annotations
+
+import importlib
+import operator
+import os
+import struct
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any, NamedTuple
+
+import numpy as np
+import zstandard
+
+from memora_lite.columns import Ragged
+from memora_lite.errors import CodecError
+
+# --- backend choice -------------------------------------------------------------------------
+
+_CHOICES = ("cython", "numpy")
+
+
+def _load_kernels() -> tuple[str, ModuleType]:
+    choice = os.environ.get("MEMORA_LITE_BACKEND", "cython").strip().lower() or "cython"
+    if choice not in _CHOICES:
+        raise ImportError(f"MEMORA_LITE_BACKEND={choice!r} is not one of {', '.join(_CHOICES)}")
+    if choice == "numpy":
+        return choice, importlib.import_module("memora_lite.codecs.tokens_numpy")
+    try:
+        return choice, importlib.import_module("memora_lite.codecs._tokens")
+    except ImportError as exc:
+        raise ImportError(
+            "memora_lite's compiled token codec (memora_lite.codecs._tokens) is not built: "
+            "run `pip install .` (or `python setup.py build_ext --inplace` in a checkout), "
+            "or set MEMORA_LITE_BACKEND=numpy to use the slower pure-numpy codec"
+        ) from exc
+
+
+BACKEND, KERNELS = _load_kernels()
+
+# --- zstd -------------------------------------------------------------------------------------
+
+# No zstd frame expands further: a full 128 KiB block RLE-encodes in 4 bytes.
+MAX_ZSTD_RATIO = 32768
+
+
+def zstd_compress(data: Any, level: int) -> bytes:
+    """One zstd frame of ``data`` that records its content size (what :func:`zstd_decompress` needs).
+
+    >>> len(zstd_decompress(zstd_compress(bytes(1000), 3), 1000, "example"))
+    1000
+    """
+    return zstandard.ZstdCompressor(level=level).compress(data)
+
+
+def zstd_decompress(frame: Any, expected: int | None, what: str) -> bytes:
+    """The content of one zstd frame, refusing any size the input cannot honestly hold.
+
+    Parameters
+    ----------
+    frame : bytes-like
+        Exactly one zstd frame, nothing after it.
+    expected : int or None
+        The content size the caller's own header implies, or None to accept what
+        the frame records (still bounded by ``MAX_ZSTD_RATIO``).
+    what : str
+        Names the thing being decoded in error messages.
+
+    Raises
+    ------
+    CodecError
+        The frame is malformed, lacks its content size, disagrees with
+        ``expected`` or claims more than ``MAX_ZSTD_RATIO`` times its own size.
+
+    >>> zstd_decompress(b"not zstd", None, "example")
+    Traceback (most recent call last):
+    ...
+    memora_lite.errors.CodecError: example: zstd frame header is malformed
+    """
+    try:
+        declared = zstandard.frame_content_size(frame)
+    except zstandard.ZstdError:
+        raise CodecError(f"{what}: zstd frame header is malformed") from None
+    if declared < 0:
+        raise CodecError(f"{what}: zstd frame does not record its content size")
+    if expected is not None and declared != expected:
+        raise CodecError(f"{what}: zstd frame holds {declared} bytes where {expected} are expected")
+    if declared > MAX_ZSTD_RATIO * len(frame):
+        raise CodecError(f"{what}: a {len(frame)}-byte zstd frame cannot hold the {declared} bytes it claims")
+    try:
+        content = zstandard.ZstdDecompressor().decompress(
+            frame, max_output_size=declared, allow_extra_data=False
+        )
+    except zstandard.ZstdError as exc:
+        raise CodecError(f"{what}: zstd frame is corrupt ({exc})") from None
+    if len(content) != declared:  # zstandard returns b"" for a 0-byte frame without reading on
+        raise CodecError(f"{what}: zstd frame decoded to {len(content)} bytes, not {declared}")
+    return content
+
+
+# --- tokens1 ----------------------------------------------------------------------------------
+
+# Written to disk, never change: docs/format.md#tokens1.
+TOKENS_MAGIC = b"MLTK"
+TOKENS_VERSION = 1
+FLAG_ZSTD = 0x01
+_HEADER = struct.Struct("<4sBBBBQQQq")
+HEADER_SIZE = _HEADER.size  # 40
+
+_INT64 = np.iinfo(np.int64)
+
+# One message per kernel status code (csrc/mlite_tokens.h); code 0 is success.
+STATUS_MESSAGES = {
+    1: "a width byte is not 1, 2, 4 or 8",
+    2: "body length does not match the row and value counts in the header",
+    3: "a row keeps more values than it holds",
+    4: "row lengths do not add up to the header's value count",
+    5: "kept lengths do not add up to the header's kept count",
+    6: "a row's length differs from the requested width",
+    7: "the output does not hold the block's value count",
+    8: "a stored value does not fit the requested dtype",
+}
+
+
+class TokenHeader(NamedTuple):
+    """The counts and widths a tokens1 header records (the C struct ``mlite_tokens_header``)."""
+
+    n_rows: int
+    n_kept: int
+    n_values: int
+    base: int
+    w: int
+    lw: int
+
+
+def _byte_width(span: int) -> int:
+    """Smallest of 1, 2, 4, 8 bytes that holds the unsigned ``span``."""
+    return next(w for w in (1, 2, 4, 8) if span < 1 << (8 * w))
+
+
+def _raise_status(status: int) -> None:
+    if status:
+        raise CodecError(f"tokens1 block: {STATUS_MESSAGES.get(status, f'kernel status {status}')}")
+
+
+def _int_range(dtype: np.dtype) -> tuple[int, int]:
+    """The values ``dtype`` holds, clipped to int64 (every stored value is an int64)."""
+    if dtype.kind not in "iu" or not dtype.isnative:
+        raise TypeError(f"token values decode to a native-order integer dtype, not {dtype}")
+    info = np.iinfo(dtype)
+    return int(info.min), min(int(info.max), int(_INT64.max))
+
+
+class TokenCodec:
+    """The tokens1 format over one kernel module (``_tokens`` or ``tokens_numpy``).
+
+    >>> from memora_lite.codecs import tokens_numpy
+    >>> codec = TokenCodec(tokens_numpy)
+    >>> codec.decode_tokens_lists(codec.encode_token_lists([[3, 1, 1], []]))
+    [[3, 1, 1], []]
+    """
+
+    def __init__(self, kernels: ModuleType) -> None:
+        self.kernels = kernels
+
+    def encode_tokens(self, values: np.ndarray, offsets: np.ndarray, level: int = 3) -> bytes:
+        """Encode ragged integer rows as one self-describing tokens1 block.
+
+        Parameters
+        ----------
+        values : numpy.ndarray
+            1-D integer array (any int or uint dtype whose values fit int64): the
+            rows one after another.
+        offsets : numpy.ndarray
+            ``n + 1`` integer offsets: row ``i`` is ``values[offsets[i]:offsets[i + 1]]``.
+        level : int
+            zstd level; 3 by default (docs/format.md has the measurements).
+
+        Returns
+        -------
+        bytes
+            The block; :func:`decode_tokens` reads it back exactly.
+
+        >>> block = encode_tokens(np.array([7, 7, 0], dtype=np.int16), np.array([0, 3, 3]))
+        >>> decode_tokens(block, np.dtype("int16")).to_lists()
+        [[7, 7, 0], []]
+        """
+        values = np.asarray(values)
+        if values.ndim != 1 or values.dtype.kind not in "iu":
+            raise TypeError(f"token values must be a 1-D integer array, not {values.dtype} {values.shape}")
+        if values.dtype == np.uint64 and values.size and int(values.max()) > _INT64.max:
+            raise OverflowError(f"token value {int(values.max())} does not fit int64")
+        offsets = np.asarray(offsets)
+        if offsets.ndim != 1 or len(offsets) == 0 or offsets.dtype.kind not in "iu":
+            raise ValueError("offsets must be a non-empty 1-D integer array of n + 1 row starts")
+        offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+        if offsets[0] != 0 or offsets[-1] != len(values) or np.any(np.diff(offsets) < 0):
+            raise ValueError(
+                f"offsets must start at 0, never decrease and end at len(values) = {len(values)}"
+            )
+        return self._encode(np.ascontiguousarray(values, dtype=np.int64), offsets, level)
+
+    def encode_token_lists(self, rows: Sequence[Sequence[int]], level: int = 3) -> bytes:
+        """Encode rows given as Python lists of ints; the same bytes as :meth:`encode_tokens`.
+
+        Raises
+        ------
+        TypeError
+            An element is not an int (floats are refused, not truncated).
+        OverflowError
+            An element lies outside int64.
+
+        >>> encode_token_lists([[1, 2], [3]]) == encode_tokens(np.array([1, 2, 3]), np.array([0, 2, 3]))
+        True
+        """
+        try:
+            values, offsets = self.kernels.flatten_lists(rows)
+        except (TypeError, OverflowError):
+            _locate_bad_element(rows)
+            raise
+        return self._encode(values, offsets, level)
+
+    def _encode(self, values: np.ndarray, offsets: np.ndarray, level: int) -> bytes:
+        n_rows = len(offsets) - 1
+        lw = _byte_width(int(np.max(np.diff(offsets))) if n_rows else 0)
+        base, w = 0, 1
+        if len(values):
+            base = int(values.min())
+            w = _byte_width(int(values.max()) - base)
+        kept = np.empty(n_rows, dtype=np.int64)
+        n_kept = self.kernels.split(values, offsets, kept)
+        header = TokenHeader(n_rows, n_kept, len(values), base, w, lw)
+        body = np.empty(n_rows * (2 * lw + w) + n_kept * w, dtype=np.uint8)
+        self.kernels.pack(values, offsets, kept, header, body)
+        payload, flags = zstd_compress(body, level), FLAG_ZSTD
+        if len(payload) >= len(body):
+            payload, flags = body.tobytes(), 0
+        prefix = _HEADER.pack(TOKENS_MAGIC, TOKENS_VERSION, flags, w, lw, n_rows, n_kept, len(values), base)
+        return prefix + payload
+
+    def decode_tokens(self, buf: Any, dtype: np.dtype | type | str) -> Ragged:
+        """Decode a tokens1 block into a :class:`Ragged` whose values have ``dtype``.
+
+        Raises
+        ------
+        CodecError
+            The block is malformed or a stored value does not fit ``dtype``.
+
+        >>> block = encode_token_lists([[300, 1], [2]])
+        >>> decode_tokens(block, np.dtype("uint16")).values.tolist()
+        [300, 1, 2]
+        >>> decode_tokens(block, np.dtype("int8"))
+        Traceback (most recent call last):
+        ...
+        memora_lite.errors.CodecError: tokens1 block: a stored value does not fit the requested dtype
+        """
+        dtype = np.dtype(dtype)
+        lo, hi = _int_range(dtype)
+        header, body = _open(buf)
+        # Lengths are checked against the body before n_values decides an allocation.
+        _raise_status(self.kernels.check(body, header, -1))
+        values = np.empty(header.n_values, dtype=dtype)
+        offsets = np.empty(header.n_rows + 1, dtype=np.int64)
+        _raise_status(
+            self.kernels.unpack(body, header, -1, values.view(np.uint8), dtype.itemsize, lo, hi, offsets)
+        )
+        return Ragged(values, offsets)
+
+    def decode_tokens_dense(self, buf: Any, out: np.ndarray) -> None:
+        """Decode a block whose rows all have ``out.shape[1]`` values straight into ``out``.
+
+        ``out`` is a writable C-contiguous 2-D integer array of shape
+        ``(rows, width)``; no other buffer of the values' size is allocated.
+
+        Raises
+        ------
+        CodecError
+            The block is malformed, holds another number of rows, a row of
+            another length, or a value that does not fit ``out.dtype``.
+
+        >>> out = np.empty((2, 3), dtype=np.int32)
+        >>> decode_tokens_dense(encode_token_lists([[1, 2, 0], [3, 0, 0]]), out)
+        >>> out.tolist()
+        [[1, 2, 0], [3, 0, 0]]
+        """
+        if not isinstance(out, np.ndarray) or out.ndim != 2:
+            raise TypeError("out must be a 2-D numpy array of shape (rows, width)")
+        if not (out.flags.c_contiguous and out.flags.writeable):
+            raise ValueError("out must be C-contiguous and writable")
+        lo, hi = _int_range(out.dtype)
+        header, body = _open(buf)
+        rows, width = out.shape
+        if header.n_rows != rows:
+            raise CodecError(f"tokens1 block holds {header.n_rows} rows but out has {rows}")
+        flat = out.reshape(-1).view(np.uint8)
+        _raise_status(self.kernels.unpack(body, header, width, flat, out.itemsize, lo, hi, None))
+
+    def decode_tokens_lists(self, buf: Any) -> list[list[int]]:
+        """Decode a tokens1 block into Python lists of ints.
+
+        >>> decode_tokens_lists(encode_token_lists([[-1, 2**40], [], [0, 0]]))
+        [[-1, 1099511627776], [], [0, 0]]
+        """
+        rows = self.decode_tokens(buf, np.dtype(np.int64))
+        return self.kernels.build_lists(rows.values, rows.offsets)
+
+
+def _open(buf: Any) -> tuple[TokenHeader, Any]:
+    """Header and raw body of a block; CodecError if the header or the zstd step is wrong."""
+    view = memoryview(buf).cast("B")
+    if len(view) < HEADER_SIZE:
+        raise CodecError(f"tokens1 block is {len(view)} bytes, shorter than its {HEADER_SIZE}-byte header")
+    magic, version, flags, w, lw, n_rows, n_kept, n_values, base = _HEADER.unpack_from(view)
+    if magic != TOKENS_MAGIC:
+        raise CodecError(f"not a tokens1 block: magic is {magic!r}, not {TOKENS_MAGIC!r}")
+    if version != TOKENS_VERSION:
+        raise CodecError(f"tokens1 block has version {version}; this build reads {TOKENS_VERSION}")
+    if flags & ~FLAG_ZSTD:
+        raise CodecError(f"tokens1 block has unknown flags {flags:#04x}")
+    if w not in (1, 2, 4, 8) or lw not in (1, 2, 4, 8):
+        _raise_status(1)
+    header = TokenHeader(n_rows, n_kept, n_values, base, w, lw)
+    payload = view[HEADER_SIZE:]
+    if flags & FLAG_ZSTD:
+        size = n_rows * (2 * lw + w) + n_kept * w
+        return header, zstd_decompress(payload, size, "tokens1 block")
+    return header, payload
+
+
+def _locate_bad_element(rows: Sequence[Sequence[int]]) -> None:
+    """Raise TypeError/OverflowError naming the first element of ``rows`` that is not an int64."""
+    for i, row in enumerate(rows):
+        for j, item in enumerate(row):
+            try:
+                value = operator.index(item)
+            except TypeError:
+                raise TypeError(
+                    f"token row {i}, position {j}: {type(item).__name__} {item!r} is not an int"
+                ) from None
+            if not _INT64.min <= value <= _INT64.max:
+                raise OverflowError(f"token row {i}, position {j}: {value} does not fit int64")
+
+
+_LIVE = TokenCodec(KERNELS)
+encode_tokens = _LIVE.encode_tokens
+encode_token_lists = _LIVE.encode_token_lists
+decode_tokens = _LIVE.decode_tokens
+decode_tokens_dense = _LIVE.decode_tokens_dense
+decode_tokens_lists = _LIVE.decode_tokens_lists
+flatten_int_lists = KERNELS.flatten_lists  # lists of ints -> (int64 values, offsets), read in C

@@ -1,0 +1,141 @@
+"""The memtable: rows logged but not yet flushed to a segment, held as column batches.
+
+Small batches (one row per ``insert`` call, as the guide does) are merged as they
+arrive, like a binary counter: the last batch merges into the one before it while it
+is at least as large, so each row is copied O(log n) times, not O(n).
+
+>>> import numpy as np
+>>> from memora_lite.columns import Batch
+>>> table = MemTable("id")
+>>> for k in (3, 1, 2):
+...     table.append(Batch({"id": np.array([k]), "x": np.array([k * 10])}, 1))
+>>> table.discard([2])
+1
+>>> view = table.sorted_view()
+>>> view.keys.tolist(), view.batch.take(view.rows).columns["x"].tolist()
+([1, 3], [10, 30])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from memora_lite.columns import Batch, Ragged
+
+
+@dataclass
+class SortedView:
+    """Live memtable rows in primary-key order: ``batch.take(rows)``; ``keys`` are their keys."""
+
+    batch: Batch
+    rows: np.ndarray
+    keys: np.ndarray
+
+
+PENDING_ROWS = 4096  # one-row inserts wait as plain values until this many, then become one batch
+
+
+class MemTable:
+    """Live unflushed rows: column batches, plus one-row inserts still held as plain values.
+
+    ``rows_to_batch`` turns pending rows (value lists in schema field order) into a
+    Batch; the engine sets it, and resets it when the schema grows.
+    """
+
+    def __init__(self, primary_key: str, rows_to_batch: Any = None) -> None:
+        self.primary_key = primary_key
+        self.rows_to_batch = rows_to_batch
+        self.pending: list[list[Any]] = []
+        self.batches: list[Batch] = []
+        self.positions: dict[Any, int] = {}  # live key -> row number across batches
+        self.size = 0  # rows appended, dead ones included
+        self.nbytes = 0
+        self._view: SortedView | None = None
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self.positions
+
+    def append(self, batch: Batch) -> None:
+        """Add rows whose keys are not live here (the engine checked)."""
+        self._materialize()
+        keys = batch.columns[self.primary_key].tolist()
+        self.positions.update(zip(keys, range(self.size, self.size + len(keys))))
+        self.size += len(keys)
+        self.nbytes += _batch_bytes(batch)
+        self._push(batch)
+
+    def append_row(self, key: Any, values: list[Any], nbytes: int) -> None:
+        """Add one row given as values in schema field order (the one-row insert path)."""
+        self.positions[key] = self.size
+        self.size += 1
+        self.nbytes += nbytes
+        self.pending.append(values)
+        self._view = None
+        if len(self.pending) >= PENDING_ROWS:
+            self._materialize()
+
+    def _materialize(self) -> None:
+        if self.pending:
+            batch = self.rows_to_batch(self.pending)
+            self.pending = []
+            self._push(batch)
+
+    def _push(self, batch: Batch) -> None:
+        self.batches.append(batch)
+        while len(self.batches) > 1 and len(self.batches[-1]) >= len(self.batches[-2]):
+            last = self.batches.pop()
+            self.batches[-1] = Batch.concat([self.batches[-1], last])
+        self._view = None
+
+    def discard(self, keys: Iterable[Any]) -> int:
+        """Forget the live rows with these keys; returns how many there were."""
+        count = 0
+        for key in keys:
+            if self.positions.pop(key, None) is not None:
+                count += 1
+        if count:
+            self._view = None
+        return count
+
+    def sorted_view(self) -> SortedView:
+        """Live rows in key order (computed once per change, then reused by reads)."""
+        if self._view is None:
+            self._materialize()
+            batch = Batch.concat(self.batches) if self.batches else Batch({}, 0)
+            if len(self.batches) > 1:
+                self.batches = [batch]
+            if self.positions:
+                keys = np.array(list(self.positions))
+                rows = np.fromiter(self.positions.values(), dtype=np.int64, count=len(self.positions))
+                order = np.argsort(keys, kind="stable")
+                self._view = SortedView(batch, rows[order], keys[order])
+            else:
+                self._view = SortedView(batch, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+        return self._view
+
+    def conform(self, convert: Any, rows_to_batch: Any) -> None:
+        """After the schema grew: apply ``convert`` (Batch -> Batch) to every held batch.
+
+        Pending rows are converted with the old schema first; ``rows_to_batch`` is the new one's.
+        """
+        self._materialize()
+        self.batches = [convert(b) for b in self.batches]
+        self.rows_to_batch = rows_to_batch
+        self._view = None
+
+
+def _batch_bytes(batch: Batch) -> int:
+    total = 0
+    for column in batch.columns.values():
+        if isinstance(column, Ragged):
+            total += column.values.nbytes + column.offsets.nbytes
+        else:
+            total += column.nbytes if column.dtype != object else 64 * len(column)
+    return total

@@ -1,0 +1,92 @@
+"""The id range index: from a filter's primary-key constraint to the rows that can match.
+
+Two levels, both binary searches, never a scan:
+
+1. over segments — each segment's ``[min_pk, max_pk]`` from the manifest;
+2. inside a segment — the first key of every 1,024-row block (in the footer), then
+   the sorted keys of just the blocks in range (decoded on demand, cached).
+
+So ``a <= id < b`` costs O(log segments + log blocks + rows returned), whatever the
+store size, and works when ids arrived out of order (segments may overlap).
+
+>>> import numpy as np
+>>> keys = np.array([2, 3, 5, 8, 13])
+>>> rows_in_sorted(keys, KeyConstraint(ranges=[(3, True, 8, False)]))
+array([1, 2])
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+Range = tuple[Any, bool, Any, bool]  # lo, lo inclusive, hi, hi inclusive; None = open end
+
+
+@dataclass(frozen=True)
+class KeyConstraint:
+    """Which primary keys a filter can match: ranges, points, or (both None) every key."""
+
+    ranges: Sequence[Range] | None = None
+    points: Sequence[Any] | None = None
+
+    @property
+    def unconstrained(self) -> bool:
+        return self.ranges is None and self.points is None
+
+    def overlaps(self, lo: Any, hi: Any) -> bool:
+        """Whether any admitted key can lie in ``[lo, hi]``."""
+        if self.unconstrained:
+            return True
+        for a, a_inc, b, b_inc in self.ranges or ():
+            if (a is None or a < hi or (a_inc and a == hi)) and (b is None or b > lo or (b_inc and b == lo)):
+                return True
+        points = self.points or ()
+        i = bisect_right(points, hi)
+        return i > 0 and points[i - 1] >= lo
+
+    def spans(self) -> list[Range]:
+        """Ranges and points together, as ranges."""
+        spans = list(self.ranges or ())
+        spans.extend((p, True, p, True) for p in self.points or ())
+        return spans
+
+
+def rows_in_sorted(keys: np.ndarray, constraint: KeyConstraint, base: int = 0) -> np.ndarray:
+    """Positions (plus ``base``) in sorted ``keys`` of the keys the constraint admits."""
+    if constraint.unconstrained:
+        return np.arange(base, base + len(keys), dtype=np.int64)
+    pieces = []
+    for lo, lo_inc, hi, hi_inc in constraint.spans():
+        start = 0 if lo is None else int(np.searchsorted(keys, lo, side="left" if lo_inc else "right"))
+        stop = len(keys) if hi is None else int(np.searchsorted(keys, hi, side="right" if hi_inc else "left"))
+        if stop > start:
+            pieces.append(np.arange(base + start, base + stop, dtype=np.int64))
+    if not pieces:
+        return np.zeros(0, dtype=np.int64)
+    rows = np.concatenate(pieces)
+    return rows if len(pieces) == 1 else np.unique(rows)
+
+
+def blocks_in_range(first_keys: Sequence[Any], lo: Any, hi: Any) -> range:
+    """Blocks whose keys may lie in ``[lo, hi]`` given each block's first key (None = open end)."""
+    start = 0 if lo is None else max(0, bisect_right(first_keys, lo) - 1)
+    stop = len(first_keys) if hi is None else bisect_right(first_keys, hi)
+    return range(start, max(start, stop))
+
+
+def segment_rows(segment: Any, constraint: KeyConstraint) -> np.ndarray:
+    """Sorted row positions in a :class:`~memora_lite.storage.segment.SegmentReader` admitted by the constraint."""
+    if constraint.unconstrained:
+        return np.arange(segment.rows, dtype=np.int64)
+    blocks: set[int] = set()
+    for lo, _, hi, _ in constraint.spans():
+        blocks.update(blocks_in_range(segment.first_keys, lo, hi))
+    pieces = [
+        rows_in_sorted(segment.keys(b), constraint, base=b * segment.block_rows) for b in sorted(blocks)
+    ]
+    return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)

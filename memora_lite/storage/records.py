@@ -1,0 +1,105 @@
+"""Payloads of write-ahead-log records: what one ``insert``, ``upsert`` or ``delete`` call logged.
+
+An insert or upsert payload is a msgpack map (docs/format.md#wal-payloads)::
+
+    {"n": rows, "cols": {field: [encoding, bytes]}, "nulls": {field: packed bits},
+     "schema": <schema map, only when this call grew an inferred schema>}
+
+Columns use the same codecs as segment blocks, so a record is compact and decodes
+with the schema in force when it was written. A one-row payload is a msgpack array of
+the row's values in schema field order. A delete payload is ``{"keys": [...]}``.
+
+>>> import numpy as np
+>>> from memora_lite.schema import Schema
+>>> schema = Schema.infer({"id": [1], "x": [2]}, "id")
+>>> batch, _ = schema.to_batch({"id": [1], "x": [2]}, "c")
+>>> again, grown = decode_rows(encode_rows(batch, schema, None), schema, "wal")
+>>> again.columns["x"].tolist(), grown is None
+([2], True)
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import msgpack
+import numpy as np
+
+from memora_lite import codecs
+from memora_lite.columns import Batch, Column
+from memora_lite.errors import CodecError, CorruptionError
+from memora_lite.schema import Schema, column_kind, element_dtype
+
+WAL_CODEC_LEVEL = 1  # the log favours speed; segments compress harder
+
+
+def encode_rows(batch: Batch, schema: Schema, grown: Schema | None) -> bytes:
+    """Payload for an insert or upsert of ``batch`` (``grown``: the new schema, if the call changed it)."""
+    target = grown or schema
+    cols = {}
+    for f in target.fields:
+        encoding, blob = codecs.encode_column(batch.columns[f.field_name], column_kind(f), WAL_CODEC_LEVEL)
+        cols[f.field_name] = [encoding, blob]
+    nulls = {name: np.packbits(mask, bitorder="little").tobytes() for name, mask in batch.nulls.items()}
+    record: dict[str, Any] = {"n": len(batch), "cols": cols, "nulls": nulls}
+    if grown is not None:
+        record["schema"] = grown.to_dict()
+    return msgpack.packb(record, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def decode_rows(payload: bytes | memoryview, schema: Schema, name: str) -> tuple[Batch, Schema | None]:
+    """Inverse of :meth:`encode_rows`: the batch and the grown schema (or None)."""
+    try:
+        record = msgpack.unpackb(payload, raw=False, strict_map_key=False)
+        grown = Schema.from_dict(record["schema"]) if "schema" in record else None
+        target = grown or schema
+        n = int(record["n"])
+        columns: dict[str, Column] = {}
+        for f in target.fields:
+            encoding, blob = record["cols"][f.field_name]
+            columns[f.field_name] = codecs.decode_column(
+                encoding, blob, n, column_kind(f), element_dtype(f), f.dim
+            )
+        nulls = {
+            k: np.unpackbits(np.frombuffer(v, np.uint8), count=n, bitorder="little").astype(bool)
+            for k, v in record["nulls"].items()
+        }
+    except (CodecError, KeyError, TypeError, ValueError) as exc:
+        raise CorruptionError(f"{name}: a logged insert does not decode ({exc})") from None
+    return Batch(columns, n, nulls), grown
+
+
+_local = threading.local()  # a Packer per thread: packb() would build a new one per call
+
+
+def encode_row(values: list[Any]) -> bytes:
+    """Payload of a one-row insert or upsert: the values in schema field order, as a msgpack array."""
+    packer = getattr(_local, "packer", None)
+    if packer is None:
+        packer = _local.packer = msgpack.Packer(use_bin_type=True)
+    return packer.pack(values)  # type: ignore[no-any-return]
+
+
+def decode_row(payload: bytes | memoryview, schema: Schema, name: str) -> list[Any]:
+    try:
+        values = msgpack.unpackb(payload, raw=False)
+    except (TypeError, ValueError) as exc:
+        raise CorruptionError(f"{name}: a logged row does not decode ({exc})") from None
+    if not isinstance(values, list) or len(values) != len(schema.fields):
+        raise CorruptionError(f"{name}: a logged row has the wrong shape for the schema")
+    return values
+
+
+def encode_keys(keys: list[Any]) -> bytes:
+    return msgpack.packb({"keys": keys}, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def decode_keys(payload: bytes | memoryview, name: str) -> list[Any]:
+    try:
+        keys = msgpack.unpackb(payload, raw=False)["keys"]
+        if not isinstance(keys, list):
+            raise TypeError("keys is not a list")
+        return keys
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CorruptionError(f"{name}: a logged delete does not decode ({exc})") from None

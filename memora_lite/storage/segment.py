@@ -1,0 +1,249 @@
+"""Immutable segment files: rows sorted by primary key, stored column by column in blocks.
+
+Layout (docs/format.md#segment)::
+
+    [8s magic]
+    [column blocks ...]           each block: one column's values for <= 1,024 rows, encoded by a codec
+    [footer: msgpack map]         rows, schema, per-column list of blocks (encoding, offset, length, CRC),
+                                  first primary key of every block, min/max primary key
+    [trailer: u64 footer offset][u32 footer length][u32 footer masked CRC][8s magic]
+
+Every block carries its own CRC, checked when the block is read; the footer's CRC
+is checked on open. A block decodes with nothing but the footer: the encoding name
+is recorded per block, so old segments keep decoding when new encodings arrive.
+
+>>> import numpy as np
+>>> from memora_lite.columns import Batch
+>>> from memora_lite.schema import Schema
+>>> from memora_lite.storage.fs import MemoryFileSystem
+>>> fs = MemoryFileSystem(); fs.makedirs("/c")
+>>> schema = Schema.infer({"id": [1, 2, 3], "x": [10, 20, 30]}, "id")
+>>> batch, _ = schema.to_batch({"id": [1, 2, 3], "x": [10, 20, 30]}, "c")
+>>> write_segment(fs, "/c/seg-000001.mls", batch, schema)
+(1, 3)
+>>> seg = SegmentReader(fs, "/c/seg-000001.mls")
+>>> seg.read_rows(["x"], np.array([0, 2])).columns["x"].tolist()
+[10, 30]
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+import msgpack
+import numpy as np
+
+from memora_lite import codecs
+from memora_lite.columns import Batch, Column, Ragged, concat, take
+from memora_lite.errors import CodecError, CorruptionError
+from memora_lite.schema import Schema, column_kind, element_dtype, null_column, widen
+from memora_lite.storage.format import SEGMENT_BLOCK_ROWS, SEGMENT_MAGIC, SEGMENT_TRAILER, masked_crc
+from memora_lite.storage.fs import FileSystem
+
+_NULLS = "bits"  # the encoding of a block's null mask: numpy packbits, little bit order
+
+
+def write_segment(
+    fs: FileSystem, path: str, batch: Batch, schema: Schema, block_rows: int = SEGMENT_BLOCK_ROWS
+) -> tuple[Any, Any]:
+    """Write ``batch`` (already sorted by primary key) to a new segment file and sync it.
+
+    Returns the ``(min_pk, max_pk)`` it holds.
+    """
+    n = len(batch)
+    keys = batch.columns[schema.primary_key]
+    parts = [SEGMENT_MAGIC]
+    offset = len(SEGMENT_MAGIC)
+
+    def add(blob: bytes) -> list[int]:
+        nonlocal offset
+        entry = [offset, len(blob), masked_crc(blob)]
+        parts.append(blob)
+        offset += len(blob)
+        return entry
+
+    starts = list(range(0, n, block_rows)) or [0]
+    columns: dict[str, Any] = {}
+    for f in schema.fields:
+        name = f.field_name
+        kind = column_kind(f)
+        column = batch.columns[name]
+        null_mask = batch.null_mask(name)
+        blocks, nulls = [], []
+        for start in starts:
+            rows = np.arange(start, min(start + block_rows, n))
+            encoding, blob = codecs.encode_column(take(column, rows), kind)
+            blocks.append([encoding, *add(blob)])
+            if null_mask is not None and null_mask[rows].any():
+                nulls.append(add(np.packbits(null_mask[rows], bitorder="little").tobytes()))
+            else:
+                nulls.append(None)
+        columns[name] = {"kind": kind, "blocks": blocks, "nulls": nulls}
+    first_keys = [_plain(keys[s]) for s in starts] if n else []
+    footer = msgpack.packb(
+        {
+            "rows": n,
+            "block_rows": block_rows,
+            "schema": schema.to_dict(),
+            "columns": columns,
+            "first_keys": first_keys,
+            "min_pk": _plain(keys[0]) if n else None,
+            "max_pk": _plain(keys[-1]) if n else None,
+        },
+        use_bin_type=True,
+    )
+    parts.append(footer)
+    parts.append(SEGMENT_TRAILER.pack(offset, len(footer), masked_crc(footer), SEGMENT_MAGIC))
+    fs.write_file(path, b"".join(parts))
+    return (first_keys[0], _plain(keys[-1])) if n else (None, None)
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+class SegmentReader:
+    """Reads one segment file lazily: the footer on open, blocks on demand (CRC-checked)."""
+
+    def __init__(self, fs: FileSystem, path: str, cache: BlockCache | None = None) -> None:
+        self.path = path
+        self.file = fs.open_reader(path)
+        self.cache = cache if cache is not None else BlockCache()
+        size = self.file.size
+        if size < len(SEGMENT_MAGIC) + SEGMENT_TRAILER.size:
+            raise CorruptionError(f"{path}: {size} bytes is too short for a segment")
+        trailer = self.file.pread(size - SEGMENT_TRAILER.size, SEGMENT_TRAILER.size)
+        footer_offset, footer_len, footer_crc, magic = SEGMENT_TRAILER.unpack(trailer)
+        if magic != SEGMENT_MAGIC or footer_offset + footer_len + SEGMENT_TRAILER.size != size:
+            raise CorruptionError(f"{path}: bad trailer at offset {size - SEGMENT_TRAILER.size}")
+        footer = self.file.pread(footer_offset, footer_len)
+        if masked_crc(footer) != footer_crc:
+            raise CorruptionError(f"{path}: footer at offset {footer_offset} fails its checksum")
+        try:
+            meta = msgpack.unpackb(footer, raw=False, strict_map_key=False)
+            self.rows: int = int(meta["rows"])
+            self.block_rows: int = int(meta["block_rows"])
+            self.schema = Schema.from_dict(meta["schema"])
+            self.columns: dict[str, Any] = meta["columns"]
+            self.first_keys: list[Any] = meta["first_keys"]
+            self.min_pk, self.max_pk = meta["min_pk"], meta["max_pk"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CorruptionError(f"{path}: footer at offset {footer_offset} is malformed ({exc})") from None
+        self.data_end = footer_offset
+        nblocks = max(1, -(-self.rows // self.block_rows)) if self.block_rows > 0 else -1
+        if nblocks < 0 or any(len(c["blocks"]) != nblocks for c in self.columns.values()):
+            raise CorruptionError(f"{path}: footer lists a block count that does not match {self.rows} rows")
+
+    def close(self) -> None:
+        self.file.close()
+
+    @property
+    def block_count(self) -> int:
+        return len(self.first_keys)
+
+    def block_size(self, block: int) -> int:
+        return min(self.block_rows, self.rows - block * self.block_rows)
+
+    def _blob(self, entry: list[Any], what: str) -> bytes:
+        offset, length, crc = entry
+        if not (offset >= 0 and offset + length <= self.data_end):
+            raise CorruptionError(f"{self.path}: {what} at offset {offset} lies outside the data area")
+        blob = self.file.pread(offset, length)
+        if len(blob) != length or masked_crc(blob) != crc:
+            raise CorruptionError(f"{self.path}: {what} at offset {offset} fails its checksum")
+        return blob
+
+    def read_block(self, name: str, block: int) -> tuple[Column, np.ndarray | None]:
+        """One column's values and null mask for one block (decoded once, then cached)."""
+        key = (self.path, name, block)
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit
+        spec = self.columns[name]
+        f = self.schema.field(name)
+        encoding, *entry = spec["blocks"][block]
+        rows = self.block_size(block)
+        blob = self._blob(entry, f"block {block} of column '{name}'")
+        try:
+            column = codecs.decode_column(encoding, blob, rows, spec["kind"], element_dtype(f), f.dim)
+        except CodecError as exc:
+            where = f"block {block} of column '{name}' at offset {entry[0]}"
+            raise CorruptionError(f"{self.path}: {where}: {exc}") from None
+        nulls = None
+        if spec["nulls"][block] is not None:
+            bits = np.frombuffer(self._blob(spec["nulls"][block], f"null mask {block} of '{name}'"), np.uint8)
+            if len(bits) * 8 < rows:
+                raise CorruptionError(f"{self.path}: null mask {block} of '{name}' is too short")
+            nulls = np.unpackbits(bits, count=rows, bitorder="little").astype(bool)
+        value = (column, nulls)
+        self.cache.put(key, value, _nbytes(column))
+        return value
+
+    def keys(self, block: int) -> np.ndarray:
+        """Primary keys of one block, sorted."""
+        return self.read_block(self.schema.primary_key, block)[0]  # type: ignore[return-value]
+
+    def read_rows(self, names: list[str], rows: np.ndarray, schema: Schema | None = None) -> Batch:
+        """Rows at sorted positions ``rows``, as a Batch of ``names`` in ``schema``'s types.
+
+        Columns the segment predates read as null; narrower stored ints widen.
+        """
+        schema = schema or self.schema
+        blocks = rows // self.block_rows
+        bounds = np.flatnonzero(np.diff(blocks)) + 1
+        groups = np.split(rows, bounds) if len(rows) else []
+        out: dict[str, Column] = {}
+        nulls: dict[str, np.ndarray] = {}
+        for name in names:
+            f = schema.field(name)
+            if name not in self.columns:
+                out[name], nulls[name] = null_column(f, len(rows))
+                continue
+            parts, masks, any_null = [], [], False
+            for group in groups:
+                block = int(group[0] // self.block_rows)
+                column, mask = self.read_block(name, block)
+                local = group - block * self.block_rows
+                parts.append(take(column, local))
+                masks.append(mask[local] if mask is not None else np.zeros(len(local), dtype=bool))
+                any_null = any_null or mask is not None
+            column = concat(parts) if parts else null_column(f, 0)[0]
+            out[name] = widen(column, element_dtype(f))
+            if any_null:
+                nulls[name] = np.concatenate(masks)
+        return Batch(out, len(rows), nulls)
+
+
+def _nbytes(column: Column) -> int:
+    if isinstance(column, Ragged):
+        return int(column.values.nbytes + column.offsets.nbytes)
+    return int(column.nbytes) * (8 if column.dtype == object else 1)
+
+
+class BlockCache:
+    """A least-recently-used cache of decoded blocks, bounded in bytes."""
+
+    def __init__(self, capacity: int = 64 << 20) -> None:
+        self.capacity = capacity
+        self.used = 0
+        self.items: OrderedDict[tuple[str, str, int], tuple[tuple[Column, np.ndarray | None], int]] = OrderedDict()
+
+    def get(self, key: tuple[str, str, int]) -> tuple[Column, np.ndarray | None] | None:
+        item = self.items.get(key)
+        if item is None:
+            return None
+        self.items.move_to_end(key)
+        return item[0]
+
+    def put(self, key: tuple[str, str, int], value: tuple[Column, np.ndarray | None], size: int) -> None:
+        self.items[key] = (value, size)
+        self.used += size
+        while self.used > self.capacity and len(self.items) > 1:
+            _, (_, old) = self.items.popitem(last=False)
+            self.used -= old
+
+    def drop(self, path: str) -> None:
+        """Forget every block of one file (after compaction removes it)."""
+        for key in [k for k in self.items if k[0] == path]:
+            self.used -= self.items.pop(key)[1]

@@ -1,0 +1,25 @@
+"""Builds the compiled kernels (token codec, row checks); package metadata lives in pyproject.toml.
+
+python setup.py build_ext --inplace
+"""
+
+import sys
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+tokens = Extension(
+    "memora_lite.codecs._tokens",
+    sources=["memora_lite/codecs/_tokens.pyx", "csrc/mlite_tokens.c"],
+    include_dirs=["csrc", np.get_include()],
+    extra_compile_args=[] if sys.platform == "win32" else ["-O3"],
+)
+
+rowcheck = Extension(
+    "memora_lite._rowcheck",
+    sources=["memora_lite/_rowcheck.pyx"],
+    extra_compile_args=[] if sys.platform == "win32" else ["-O3"],
+)
+
+setup(ext_modules=cythonize([tokens, rowcheck], compiler_directives={"language_level": "3"}))

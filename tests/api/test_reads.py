@@ -1,0 +1,152 @@
+"""query and get: output fields, positional rows, count(*), windows, numpy output, and every filter form."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from memora_lite import FieldNotFoundError, FilterError, InvalidArgumentError, Memora
+
+N = 2500
+
+
+def _rows() -> list[dict[str, Any]]:
+    rng = np.random.default_rng(7)
+    words = ["apple", "apricot", "banana", "cherry", "date", "fig", "grape"]
+    rows = []
+    for i in rng.permutation(N).tolist():  # ids arrive out of order
+        rows.append({
+            "id": i,
+            "score": float(rng.normal()),
+            "count": int(rng.integers(-50, 50)),
+            "flag": bool(rng.random() < 0.3),
+            "word": words[int(rng.integers(0, len(words)))] if rng.random() < 0.9 else None,
+            "tokens": rng.integers(0, 3000, size=int(rng.integers(0, 8))).tolist(),
+            "meta": {"k": int(rng.integers(0, 5)), "tag": words[i % 7]},
+        })
+    return rows
+
+
+ROWS = _rows()
+
+
+@pytest.fixture
+def db(client: Memora) -> Memora:
+    # Three calls of different sizes: segments, a deletion, and a memtable are all involved.
+    client.nosql.insert("t", ROWS[:1200])
+    client.nosql.insert("t", ROWS[1200:2400])
+    client.nosql.insert("t", {k: [r[k] for r in ROWS[2400:]] for k in ROWS[0]})
+    return client
+
+
+CASES: list[tuple[str, Callable[[dict[str, Any]], bool]]] = [
+    ("", lambda r: True),
+    ("0 <= id < 50", lambda r: 0 <= r["id"] < 50),
+    ("50 > id >= 0", lambda r: 0 <= r["id"] < 50),
+    ("id == 17", lambda r: r["id"] == 17),
+    ("id != 17 and id < 30", lambda r: r["id"] != 17 and r["id"] < 30),
+    ("id in [3, 1, 2400, 99999]", lambda r: r["id"] in (3, 1, 2400)),
+    ("id not in [1, 2, 3] && id <= 5", lambda r: r["id"] not in (1, 2, 3) and r["id"] <= 5),
+    ("id > 2490 || id < 3", lambda r: r["id"] > 2490 or r["id"] < 3),
+    ("not (id >= 10)", lambda r: not r["id"] >= 10),
+    ("!(id >= 10) and count > 0", lambda r: r["id"] < 10 and r["count"] > 0),
+    ("score > 1.5", lambda r: r["score"] > 1.5),
+    ("score <= -2 or count == 49", lambda r: r["score"] <= -2 or r["count"] == 49),
+    ("count % 10 == 0", lambda r: r["count"] % 10 == 0),
+    ("count > 2 * 10 + 5", lambda r: r["count"] > 25),
+    ("count + 1 > 40", lambda r: r["count"] + 1 > 40),
+    ("flag == true", lambda r: r["flag"]),
+    ("flag == false and id < 100", lambda r: not r["flag"] and r["id"] < 100),
+    ('word == "fig"', lambda r: r["word"] == "fig"),
+    ("word == 'fig'", lambda r: r["word"] == "fig"),
+    ('word like "ap%"', lambda r: r["word"] is not None and r["word"].startswith("ap")),
+    ('word in ["date", "fig"]', lambda r: r["word"] in ("date", "fig")),
+    ("word is null", lambda r: r["word"] is None),
+    ("word is not null and id < 40", lambda r: r["word"] is not None and r["id"] < 40),
+    ("array_length(tokens) == 0", lambda r: len(r["tokens"]) == 0),
+    ("array_length(tokens) >= 6", lambda r: len(r["tokens"]) >= 6),
+    ("array_contains(tokens, 5)", lambda r: 5 in r["tokens"]),
+    ('meta["k"] == 3', lambda r: r["meta"]["k"] == 3),
+    ('meta["tag"] == "fig" and id < 500', lambda r: r["meta"]["tag"] == "fig" and r["id"] < 500),
+    ("(id < 100 or id > 2400) and (flag == true or count < -40)",
+     lambda r: (r["id"] < 100 or r["id"] > 2400) and (r["flag"] or r["count"] < -40)),
+]
+
+
+@pytest.mark.parametrize(("expr", "reference"), CASES, ids=[c[0] or "empty" for c in CASES])
+def test_filter_matches_plain_python_reference(db: Memora, expr: str, reference: Callable[..., bool]) -> None:
+    got = db.nosql.query("t", filter=expr)["data"]
+    expected = sorted((r for r in ROWS if reference(r)), key=lambda r: r["id"])
+    assert [r["id"] for r in got] == [r["id"] for r in expected]
+    assert [dict(r) for r in got] == expected
+
+
+def test_rows_index_by_position_in_output_fields_order(db: Memora) -> None:
+    rows = db.nosql.query("t", filter="0 <= id < 5", output_fields=["tokens", "count", "word"])["data"]
+    by_id = {r["id"]: r for r in ROWS}
+    for row in rows:
+        src = by_id[row["id"]]
+        assert (row[0], row[1], row[2]) == (src["tokens"], src["count"], src["word"])
+        assert row[3] == row["id"]  # the key is always included, after the fields asked for
+        assert set(row) == {"id", "tokens", "count", "word"}
+    with pytest.raises(IndexError):
+        rows[0][4]
+
+
+def test_limit_offset_and_count(db: Memora) -> None:
+    q = db.nosql.query
+    assert [r["id"] for r in q("t", filter="id < 100", limit=3, offset=5)["data"]] == [5, 6, 7]
+    assert q("t", filter="id >= 2498", limit=10)["data"][-1]["id"] == 2499
+    assert q("t", output_fields=["count(*)"])["data"] == [{"count(*)": N}]
+    flagged = q("t", filter="flag == true", output_fields=["count(*)"])["data"][0]["count(*)"]
+    assert flagged == sum(r["flag"] for r in ROWS)
+    for bad in ({"limit": -1}, {"offset": -3}, {"limit": 1.5}, {"offset": None}):
+        with pytest.raises(InvalidArgumentError):
+            q("t", **bad)
+
+
+def test_get_by_key_and_ids_keeps_the_order_asked(db: Memora) -> None:
+    got = db.nosql.get("t", ids=[2499, 0, 77777, 1200], output_fields=["count"])["data"]
+    by_id = {r["id"]: r for r in ROWS}
+    assert [(r["id"], r["count"]) for r in got] == [(i, by_id[i]["count"]) for i in (2499, 0, 1200)]
+    assert db.nosql.get("t", key=12345)["data"] == []
+
+
+def test_numpy_output_is_columnar_in_stored_dtypes(client: Memora) -> None:
+    ids = np.arange(100)
+    tokens = np.random.default_rng(0).integers(0, 30_000, size=(100, 16))
+    client.nosql.insert("n", {"id": ids, "tokens": tokens, "label": ids % 3})
+    out = client.nosql.query("n", filter="10 <= id < 20", output_fields=["tokens", "label"], output="numpy")
+    data = out["data"]
+    assert data["tokens"].shape == (10, 16) and data["tokens"].dtype == np.int16
+    np.testing.assert_array_equal(data["tokens"], tokens[10:20])
+    np.testing.assert_array_equal(data["id"], np.arange(10, 20))
+    np.testing.assert_array_equal(data["label"], np.arange(10, 20) % 3)
+
+
+def test_unknown_output_field_names_the_stored_fields_and_suggests(client: Memora) -> None:
+    client.nosql.insert("finetune_data", {"id": 0, "start_token": 1, "end_token": 2, "input_ids": [1, 2]})
+    with pytest.raises(FieldNotFoundError) as err:
+        client.nosql.query("finetune_data", filter="0 <= id < 50", output_fields=["input_ids", "start_positions"])
+    message = str(err.value)
+    assert "'start_positions'" in message and "did you mean 'start_token'" in message
+    assert "stored fields: id, start_token, end_token, input_ids" in message
+    with pytest.raises(FieldNotFoundError, match="did you mean 'end_token'"):
+        client.nosql.query("finetune_data", output_fields=["end_positions"])
+
+
+def test_filter_errors_carry_position_and_caret(db: Memora) -> None:
+    with pytest.raises(FilterError) as err:
+        db.nosql.query("t", filter="id < 5 and scor > 1")
+    assert err.value.position == 11
+    assert "did you mean 'score'" in str(err.value)
+    assert "^" in str(err.value)
+    with pytest.raises(FilterError):
+        db.nosql.query("t", filter="id <")
+    with pytest.raises(FilterError, match="word"):
+        db.nosql.query("t", filter="word > 5")
+    with pytest.raises(InvalidArgumentError):
+        db.nosql.query("t", filter=None)  # type: ignore[arg-type]
