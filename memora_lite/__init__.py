@@ -33,8 +33,10 @@ from memora_lite.errors import (
     MemoraError,
     ReadOnlyError,
     SchemaError,
+    StrictModeError,
 )
 from memora_lite.models import DataType, Field
+from memora_lite.patching import patch
 
 __version__ = "0.1.0"
 
@@ -56,5 +58,7 @@ __all__ = [
     "MemoraError",
     "ReadOnlyError",
     "SchemaError",
+    "StrictModeError",
     "__version__",
+    "patch",
 ]

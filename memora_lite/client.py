@@ -16,6 +16,7 @@ from memora_lite.errors import ClosedError, InvalidArgumentError
 from memora_lite.nosql import NoSQL
 from memora_lite.storage.engine import DURABILITY_LEVELS, Options
 from memora_lite.storage.store import MEMORY, Store
+from memora_lite.strict import StrictNoSQL
 
 
 class Memora:
@@ -37,11 +38,14 @@ class Memora:
         ``"full"``: it also survives power loss (the log is fsynced on every call).
     flush_bytes : int
         Memtable size at which rows are written to a new segment.
+    strict : bool
+        Refuse calls the cloud would refuse (query window, request size, field
+        count): see :mod:`memora_lite.strict`. Off by default.
     """
 
     def __init__(self, project_id: str | None = None, api_key: str | None = None,
                  path: str | os.PathLike[str] | None = None, **options: Any) -> None:
-        known = {"read_only", "durability", "flush_bytes", "segment_rows", "cache_bytes"}
+        known = {"read_only", "durability", "flush_bytes", "segment_rows", "cache_bytes", "strict"}
         unknown = sorted(set(options) - known)
         if unknown:
             raise InvalidArgumentError(f"Memora() got unknown option(s) {', '.join(unknown)}; "
@@ -50,9 +54,12 @@ class Memora:
             raise InvalidArgumentError(f"durability={options['durability']!r}; use one of {DURABILITY_LEVELS}")
         self.project_id = project_id
         self.path = path
+        strict = options.pop("strict", False)
+        if not isinstance(strict, bool):
+            raise InvalidArgumentError(f"strict={strict!r}; use True or False")
         self._options = options
         self._store: Store | None = Store(path, project_id, Options(**options))
-        self._nosql = NoSQL(self._store)
+        self._nosql = (StrictNoSQL if strict else NoSQL)(self._store)
 
     @property
     def nosql(self) -> NoSQL:

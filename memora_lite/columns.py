@@ -52,9 +52,18 @@ class Ragged:
     def row(self, i: int) -> np.ndarray:
         return self.values[self.offsets[i] : self.offsets[i + 1]]
 
-    def take(self, indices: np.ndarray) -> Ragged:
-        """Rows at ``indices`` (any order, repeats allowed), as a new Ragged."""
+    def take(self, indices: np.ndarray | slice) -> Ragged:
+        """Rows at ``indices`` (any order, repeats allowed) or in a step-1 slice, as a new Ragged."""
+        if isinstance(indices, slice):
+            start, stop, _ = indices.indices(len(self))
+            stop = max(start, stop)
+            base = self.offsets[start]
+            return Ragged(self.values[base : self.offsets[stop]], self.offsets[start : stop + 1] - base)
         indices = np.asarray(indices, dtype=np.int64)
+        width = self.uniform_width()
+        if width is not None:  # fixed-length rows (token arrays): gather whole rows of a 2-D view
+            values = self.values.reshape(len(self), width)[indices].reshape(-1)
+            return Ragged(values, np.arange(len(indices) + 1, dtype=np.int64) * width)
         starts = self.offsets[indices]
         lengths = self.offsets[indices + 1] - starts
         offsets = np.zeros(len(indices) + 1, dtype=np.int64)
@@ -67,11 +76,13 @@ class Ragged:
 
     def uniform_width(self) -> int | None:
         """The common row length if every row has the same length, else None."""
-        lengths = self.lengths()
-        if len(lengths) == 0:
+        n = len(self)
+        if n == 0:
             return 0
-        first = int(lengths[0])
-        return first if bool(np.all(lengths == first)) else None
+        first = int(self.offsets[1] - self.offsets[0])
+        if int(self.offsets[-1] - self.offsets[0]) != first * n:
+            return None  # cheap rejection; the full check below only runs when totals agree
+        return first if n == 1 or bool(np.all(np.diff(self.offsets) == first)) else None
 
     def to_lists(self) -> list[list[Any]]:
         """Plain Python lists, one per row."""
@@ -125,8 +136,8 @@ class Ragged:
 Column = np.ndarray | Ragged
 
 
-def take(column: Column, indices: np.ndarray) -> Column:
-    """Rows of ``column`` at ``indices``."""
+def take(column: Column, indices: np.ndarray | slice) -> Column:
+    """Rows of ``column`` at ``indices`` (positions, or a step-1 slice: a view, not a copy)."""
     return column.take(indices) if isinstance(column, Ragged) else column[indices]
 
 

@@ -99,6 +99,13 @@ class ClosedError(MemoraError, RuntimeError):
     """The client was closed; open a new ``Memora`` to continue."""
 
 
+class StrictModeError(MemoraError, ValueError):
+    """A call the cloud would refuse: ``Memora(..., strict=True)`` enforces its documented limits.
+
+    The message names the limit and where it is documented (docs/testing.md#strict-mode).
+    """
+
+
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest candidate, or ``""``.
 

@@ -85,11 +85,11 @@ class NoSQL:
         A missing collection is created with primary key ``id`` and a schema inferred
         from ``data``. An existing key raises DuplicateIdError (use :meth:`upsert`).
         """
+        engine = self._store.engines.get(collection_name)
+        values = engine.schema.row_checker(data) if engine is not None else None
+        if values is not None:  # one plain row, the guide's call: checked in one cheap pass, engine-locked
+            return {"insert_count": 1, "ids": [engine.insert_row(values)]}
         with self._lock:
-            engine = self._store.engines.get(collection_name)
-            values = engine.schema.row_checker(data) if engine is not None else None
-            if values is not None:  # one plain row: the guide's call, validated in one cheap pass
-                return {"insert_count": 1, "ids": [engine.insert_row(values)]}
             engine, batch, grown = self._prepare(collection_name, data)
             ids = engine.insert(batch, grown)
             return {"insert_count": len(ids), "ids": ids}
@@ -181,6 +181,9 @@ class NoSQL:
             raise InvalidArgumentError(f"get on '{collection_name}': output={output!r}; use 'rows' or 'numpy'")
         keys = _keys(key, ids, collection_name)
         order = _output_order(engine.schema, output_fields, collection_name)
+        if key is not None and output == "rows":
+            values = engine.get_one(keys[0], order)
+            return {"data": [] if values is None else [Row(dict(zip(order, values)), order)]}
         batch = engine.get(keys, order)
         return {"data": to_numpy(batch, order) if output == "numpy" else to_rows(batch, order)}
 

@@ -66,6 +66,8 @@ def to_numpy(batch: Batch, order: Sequence[str]) -> dict[str, np.ndarray]:
     for name in order:
         column = batch.columns[name]
         array = column.to_numpy() if isinstance(column, Ragged) else column
+        if not array.flags.writeable:
+            array = array.copy()  # a view of a cached block: the caller gets its own writable array
         nulls = batch.null_mask(name)
         if nulls is not None and nulls.any():
             if array.dtype == object:

@@ -198,10 +198,23 @@ class Schema:
             object.__setattr__(self, "_row_checker", checker)
         return checker
 
-    def rows_to_batch(self, rows: Sequence[Sequence[Any]]) -> Batch:
-        """Rows of values in field order (already accepted by :class:`RowChecker`) as a Batch."""
-        columns = {name: [r[i] for r in rows] for i, name in enumerate(self.names)}
-        return self.to_batch(columns, "")[0]
+    def packed_rows_to_batch(self, rows: Sequence[Sequence[Any]]) -> Batch:
+        """Rows made by :class:`RowChecker` (values in field order, int arrays as bytes) as a Batch."""
+        columns: dict[str, Column] = {}
+        for i, f in enumerate(self.fields):
+            values = [r[i] for r in rows]
+            dtype = element_dtype(f)
+            if f.data_type is DataType.ARRAY:
+                lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values)) // dtype.itemsize
+                offsets = np.zeros(len(values) + 1, dtype=np.int64)
+                np.cumsum(lengths, out=offsets[1:])
+                flat = np.frombuffer(b"".join(values), dtype=dtype.newbyteorder("<")).astype(dtype, copy=False)
+                columns[f.field_name] = Ragged(flat, offsets)
+            elif dtype == object:
+                columns[f.field_name] = object_array(values, len(values))
+            else:
+                columns[f.field_name] = np.array(values, dtype=dtype)
+        return Batch(columns, len(rows))
 
     # -- validation --------------------------------------------------------------------------------
 
@@ -282,56 +295,54 @@ _SCALAR_CHECKS: dict[DataType, Any] = {
 
 
 class RowChecker:
-    """Accepts, cheaply, a one-row dict that the general path would store unchanged.
+    r"""Accepts, cheaply, a one-row dict that the general path would store unchanged.
 
-    Returns the row's values in field order, or None to send the row down the general
-    path (:meth:`Schema.to_batch`), which handles everything else: widening, new
-    fields, nulls, JSON, vectors, numpy values — and names any misfit. So the fast
-    path never accepts what the general path would reject.
+    Returns the row's values in field order — int arrays packed as little-endian
+    bytes of the field's element width, checked and packed in one C pass — or None
+    to send the row down the general path (:meth:`Schema.to_batch`), which handles
+    everything else: widening, new fields, nulls, JSON, vectors, numpy values — and
+    names any misfit. So the fast path never accepts what the general path rejects.
+    :meth:`Schema.packed_rows_to_batch` turns such rows into a Batch.
 
     >>> schema = Schema.infer({"id": [1], "tokens": [[5, 6]]}, "id")
     >>> schema.row_checker({"id": 2, "tokens": [7, 8]}), schema.row_checker({"id": 3, "tokens": [1.5]})
-    ([2, [7, 8]], None)
+    ([2, b'\x07\x08'], None)
     """
 
     def __init__(self, schema: Schema) -> None:
-        from memora_lite._rowcheck import int_list_bounds
-
-        self.bounds = int_list_bounds
-        self.plan: list[tuple[str, str, Any, Any, Any]] = []
-        for f in schema.fields:
-            if f.data_type in INT_TYPES:
-                lo, hi = _INT_RANGES[f.data_type]
-                self.plan.append((f.field_name, "int", lo, hi, None))
-            elif f.data_type in _SCALAR_CHECKS:
-                self.plan.append((f.field_name, "scalar", _SCALAR_CHECKS[f.data_type], f, None))
-            elif f.data_type is DataType.ARRAY and f.element_data_type in INT_TYPES:
-                lo, hi = _INT_RANGES[f.element_data_type]
-                self.plan.append((f.field_name, "ints", lo, hi, f.max_capacity))
-            else:
-                self.plan.append((f.field_name, "general", None, None, None))
-        self.general = any(p[1] == "general" for p in self.plan)
+        self.names = [f.field_name for f in schema.fields]
+        checks = [_fast_check(f) for f in schema.fields]
+        self.checks = None if any(c is None for c in checks) else list(zip(self.names, checks))
 
     def __call__(self, row: Any) -> list[Any] | None:
-        if self.general or type(row) is not dict or len(row) != len(self.plan):
+        if self.checks is None or type(row) is not dict or len(row) != len(self.checks):
             return None
         values = []
-        for name, kind, a, b, capacity in self.plan:
-            v = row.get(name, _MISSING)
-            if kind == "int":
-                if type(v) is not int or not a <= v <= b:
-                    return None
-            elif kind == "ints":
-                bounds = self.bounds(v)
-                if bounds is None or len(v) > capacity or bounds[0] < a or bounds[1] > b:
-                    return None
-            elif not a(v, b):
+        for name, check in self.checks:
+            v = check(row.get(name))
+            if v is None:
                 return None
             values.append(v)
         return values
 
 
-_MISSING = object()
+def _fast_check(f: Field) -> Any:
+    """A function returning the stored form of a value of ``f``, or None to decline; None if ``f`` has none."""
+    from memora_lite._rowcheck import pack_int_list
+
+    if f.nullable:
+        return None
+    if f.data_type in INT_TYPES:
+        lo, hi = _INT_RANGES[f.data_type]
+        return lambda v: v if type(v) is int and lo <= v <= hi else None
+    if f.data_type in _SCALAR_CHECKS:
+        accept = _SCALAR_CHECKS[f.data_type]
+        return lambda v: v if accept(v, f) else None
+    if f.data_type is DataType.ARRAY and f.element_data_type in INT_TYPES:
+        lo, hi = _INT_RANGES[f.element_data_type]
+        size, capacity = NUMPY_DTYPES[f.element_data_type].itemsize, f.max_capacity
+        return lambda v: pack_int_list(v, lo, hi, size, capacity)
+    return None
 
 
 # -- helpers ---------------------------------------------------------------------------------------

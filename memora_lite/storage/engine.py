@@ -21,15 +21,17 @@ from __future__ import annotations
 
 import os
 import threading
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from memora_lite.columns import Batch
+from memora_lite.columns import Batch, Ragged
 from memora_lite.errors import CorruptionError, DuplicateIdError, ReadOnlyError
 from memora_lite.query import evaluate, parse, plan, referenced_fields
+from memora_lite.results import column_to_list
 from memora_lite.schema import Schema, conform, null_column
 from memora_lite.storage import filenames
 from memora_lite.storage.format import (
@@ -129,6 +131,7 @@ class CollectionEngine:
         self.manifest = Manifest.load(self.fs, self.folder)
         self.schema = Schema.from_dict(self.manifest.schema)
         self.segments = [self._open_segment(e) for e in self.manifest.segments]
+        self._segments_changed()
         self.memtable = self._new_memtable()
         wal_path = self._path(self.manifest.wal)
         records, valid = read_records(self.fs.read(wal_path), wal_path)
@@ -138,8 +141,12 @@ class CollectionEngine:
             self.wal = WalWriter.reopen(self.fs, wal_path, valid)
             self._remove_unreferenced()
 
+    def _segments_changed(self) -> None:
+        keys = [s.entry.max_pk for s in self.segments if s.entry.rows]
+        self.max_segment_key = max(keys) if keys else None  # keys above it need no segment lookup
+
     def _new_memtable(self) -> MemTable:
-        return MemTable(self.schema.primary_key, self.schema.rows_to_batch)
+        return MemTable(self.schema.primary_key, self.schema.packed_rows_to_batch)
 
     def _open_segment(self, entry: SegmentEntry) -> LiveSegment:
         reader = SegmentReader(self.fs, self._path(filenames.segment_name(entry.number)), self.cache)
@@ -226,14 +233,25 @@ class CollectionEngine:
             return keys
 
     def insert_row(self, values: list[Any]) -> Any:
-        """Store one row given as values in field order (checked by ``Schema.row_checker``)."""
+        """Store one row given as values in field order (made by ``Schema.row_checker``).
+
+        The guide's call, once per row: this path is written flat on purpose (one lock,
+        one dict lookup, one write); the batch paths go through :meth:`_commit`.
+        """
         with self.lock:
-            self._writer()
+            wal = self._writer()
             key = values[self.schema.pk_index]
-            if key in self.memtable or self._live_keys([key]):
+            if key in self.memtable.positions or (
+                self.max_segment_key is not None and key <= self.max_segment_key and self._live_keys([key])
+            ):
                 raise DuplicateIdError(f"collection '{self.name}': primary key {key!r} already exists; "
                                        "use upsert to replace it")
-            self._commit(WAL_INSERT_ROW, encode_row(values), values)
+            wal.append(WAL_INSERT_ROW, encode_row(values))
+            if self.options.durability == "full":
+                wal.sync()
+            self.memtable.append_row(key, values)
+            if self.memtable.nbytes >= self.options.flush_bytes:
+                self._flush()
             return key
 
     def upsert_row(self, values: list[Any]) -> Any:
@@ -283,13 +301,12 @@ class CollectionEngine:
             key = change[self.schema.pk_index]
             if record_type == WAL_UPSERT_ROW:
                 self._delete_keys([key])
-            nbytes = 8 * (len(change) + sum(len(v) for v in change if type(v) is list))
-            self.memtable.append_row(key, change, nbytes)
+            self.memtable.append_row(key, change)
         else:
             batch, grown = change
             if grown is not None and grown != self.schema:
                 self.schema = grown
-                self.memtable.conform(lambda b: conform(b, grown), grown.rows_to_batch)
+                self.memtable.conform(lambda b: conform(b, grown), grown.packed_rows_to_batch)
             if record_type == WAL_UPSERT:
                 self._delete_keys(batch.columns[self.schema.primary_key].tolist())
             self.memtable.append(conform(batch, self.schema))
@@ -379,6 +396,7 @@ class CollectionEngine:
         if old_wal is not None:
             old_wal.close()
         self.segments = keep
+        self._segments_changed()
         self.memtable = self._new_memtable()
         for segment in dropped:
             segment.reader.close()
@@ -484,9 +502,47 @@ class CollectionEngine:
             if not parts:
                 return self._empty(needed)
             found = Batch.concat(parts)
-            index = {k: i for i, k in enumerate(found.columns[self.schema.primary_key].tolist())}
-            order = [index[k] for k in keys if k in index]
-            return found.take(np.array(order, dtype=np.int64))
+            found_keys = found.columns[self.schema.primary_key].tolist()
+            if found_keys == list(keys):
+                return found
+            index = {k: i for i, k in enumerate(found_keys)}
+            return found.take(np.array([index[k] for k in keys if k in index], dtype=np.int64))
+
+    def get_one(self, key: Any, fields: Sequence[str]) -> list[Any] | None:
+        """One live row's values in ``fields`` order as Python objects, None if absent.
+
+        The single-key lookup, written flat: range index, one cached block per field.
+        Falls back to :meth:`get` for rows still in the memtable or in a segment that
+        predates a field.
+        """
+        with self.lock:
+            if key in self.memtable.positions:
+                return _first_row(self.get([key], fields), fields)
+            for segment in self.segments:
+                entry, reader = segment.entry, segment.reader
+                if not entry.rows or not entry.min_pk <= key <= entry.max_pk:
+                    continue
+                block = bisect_right(reader.first_keys, key) - 1
+                keys = reader.keys(block)
+                i = int(np.searchsorted(keys, key))
+                if i == len(keys) or keys[i] != key:
+                    continue
+                if segment.deleted is not None and segment.deleted[block * reader.block_rows + i]:
+                    continue
+                if any(name not in reader.columns for name in fields):
+                    return _first_row(self.get([key], fields), fields)
+                values = []
+                for name in fields:
+                    column, nulls = reader.read_block(name, block)
+                    if nulls is not None and nulls[i]:
+                        values.append(None)
+                    elif isinstance(column, Ragged):
+                        values.append(column.row(i).tolist())
+                    else:
+                        value = column[i]
+                        values.append(value.tolist() if isinstance(value, (np.generic, np.ndarray)) else value)
+                return values
+            return None
 
     def _empty(self, fields: list[str]) -> Batch:
         return Batch({n: null_column(self.schema.field(n), 0)[0] for n in fields}, 0)
@@ -500,3 +556,9 @@ class CollectionEngine:
                 "memtable_rows": len(self.memtable),
                 "bytes_on_disk": size,
             }
+
+
+def _first_row(batch: Batch, fields: Sequence[str]) -> list[Any] | None:
+    if not len(batch):
+        return None
+    return [column_to_list(batch.columns[n], batch.null_mask(n))[0] for n in fields]

@@ -14,11 +14,9 @@ import zlib
 _CRC_MASK_DELTA = 0xA282EAD8
 
 
-def masked_crc(*parts: bytes | memoryview) -> int:
-    """zlib CRC-32 of the concatenated ``parts``, rotated and offset so stored CRCs are not CRCs of CRCs."""
-    crc = 0
-    for part in parts:
-        crc = zlib.crc32(part, crc)
+def masked_crc(data: bytes | memoryview) -> int:
+    """zlib CRC-32 of ``data``, rotated and offset so stored CRCs are not CRCs of CRCs."""
+    crc = zlib.crc32(data)
     return (((crc >> 15) | (crc << 17)) + _CRC_MASK_DELTA) & 0xFFFFFFFF
 
 

@@ -42,8 +42,9 @@ PENDING_ROWS = 4096  # one-row inserts wait as plain values until this many, the
 class MemTable:
     """Live unflushed rows: column batches, plus one-row inserts still held as plain values.
 
-    ``rows_to_batch`` turns pending rows (value lists in schema field order) into a
-    Batch; the engine sets it, and resets it when the schema grows.
+    ``rows_to_batch`` turns pending rows (value lists in schema field order, int arrays
+    packed as bytes: see ``schema.RowChecker``) into a Batch; the engine sets it, and
+    resets it when the schema grows.
     """
 
     def __init__(self, primary_key: str, rows_to_batch: Any = None) -> None:
@@ -71,11 +72,11 @@ class MemTable:
         self.nbytes += _batch_bytes(batch)
         self._push(batch)
 
-    def append_row(self, key: Any, values: list[Any], nbytes: int) -> None:
+    def append_row(self, key: Any, values: list[Any]) -> None:
         """Add one row given as values in schema field order (the one-row insert path)."""
         self.positions[key] = self.size
         self.size += 1
-        self.nbytes += nbytes
+        self.nbytes += 8 * len(values) + sum(len(v) for v in values if type(v) is bytes)
         self.pending.append(values)
         self._view = None
         if len(self.pending) >= PENDING_ROWS:

@@ -74,7 +74,11 @@ _local = threading.local()  # a Packer per thread: packb() would build a new one
 
 
 def encode_row(values: list[Any]) -> bytes:
-    """Payload of a one-row insert or upsert: the values in schema field order, as a msgpack array."""
+    """Payload of a one-row insert or upsert: the values in schema field order, as a msgpack array.
+
+    Int arrays arrive packed (little-endian bytes of the field's element width) and are
+    stored as msgpack bin, so this is a copy, not a per-element encoding.
+    """
     packer = getattr(_local, "packer", None)
     if packer is None:
         packer = _local.packer = msgpack.Packer(use_bin_type=True)

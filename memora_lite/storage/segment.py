@@ -176,6 +176,8 @@ class SegmentReader:
             if len(bits) * 8 < rows:
                 raise CorruptionError(f"{self.path}: null mask {block} of '{name}' is too short")
             nulls = np.unpackbits(bits, count=rows, bitorder="little").astype(bool)
+        for array in (column.values, column.offsets) if isinstance(column, Ragged) else (column,):
+            array.flags.writeable = False  # shared through the cache: readers slice it, nobody writes
         value = (column, nulls)
         self.cache.put(key, value, _nbytes(column))
         return value
@@ -185,14 +187,20 @@ class SegmentReader:
         return self.read_block(self.schema.primary_key, block)[0]  # type: ignore[return-value]
 
     def read_rows(self, names: list[str], rows: np.ndarray, schema: Schema | None = None) -> Batch:
-        """Rows at sorted positions ``rows``, as a Batch of ``names`` in ``schema``'s types.
+        """Rows at sorted, unique positions ``rows``, as a Batch of ``names`` in ``schema``'s types.
 
-        Columns the segment predates read as null; narrower stored ints widen.
+        Columns the segment predates read as null; narrower stored ints widen. A run of
+        consecutive rows in a block is sliced, not gathered.
         """
         schema = schema or self.schema
-        blocks = rows // self.block_rows
-        bounds = np.flatnonzero(np.diff(blocks)) + 1
-        groups = np.split(rows, bounds) if len(rows) else []
+        pieces = []  # (block, rows of it: a slice when consecutive, else positions)
+        if len(rows):
+            blocks = rows // self.block_rows
+            for group in np.split(rows, np.flatnonzero(np.diff(blocks)) + 1):
+                block = int(group[0]) // self.block_rows
+                local = group - block * self.block_rows
+                first, last = int(local[0]), int(local[-1])
+                pieces.append((block, slice(first, last + 1) if last - first + 1 == len(local) else local))
         out: dict[str, Column] = {}
         nulls: dict[str, np.ndarray] = {}
         for name in names:
@@ -201,12 +209,10 @@ class SegmentReader:
                 out[name], nulls[name] = null_column(f, len(rows))
                 continue
             parts, masks, any_null = [], [], False
-            for group in groups:
-                block = int(group[0] // self.block_rows)
+            for block, selector in pieces:
                 column, mask = self.read_block(name, block)
-                local = group - block * self.block_rows
-                parts.append(take(column, local))
-                masks.append(mask[local] if mask is not None else np.zeros(len(local), dtype=bool))
+                parts.append(take(column, selector))
+                masks.append(mask[selector] if mask is not None else np.zeros(len(parts[-1]), dtype=bool))
                 any_null = any_null or mask is not None
             column = concat(parts) if parts else null_column(f, 0)[0]
             out[name] = widen(column, element_dtype(f))

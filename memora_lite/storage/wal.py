@@ -35,12 +35,13 @@ from memora_lite.storage.fs import Appender, FileSystem
 
 _HEADER = WAL_RECORD_HEADER.size
 _HEAD = struct.Struct("<III")  # the header's first 12 bytes, which the header checksum covers
+_CRC = struct.Struct("<I")
 
 
 def frame(record_type: int, payload: bytes) -> bytes:
     """One record's bytes: header then payload."""
     head = _HEAD.pack(len(payload), record_type, masked_crc(payload))
-    return head + masked_crc(head).to_bytes(4, "little") + payload
+    return b"".join((head, _CRC.pack(masked_crc(head)), payload))
 
 
 class WalWriter:

@@ -174,3 +174,17 @@ def test_deletes_and_upserts_survive_flush_compaction_and_reopen(disk_client: Me
         got = {r["id"]: r["v"] for r in disk_client.nosql.query("c")["data"]}
         assert got == expected, step
     disk_client.close()
+
+
+def test_get_by_key_sees_deletes_upserts_and_fields_added_later(client: Memora) -> None:
+    db = client.nosql
+    db.insert("c", [{"id": i, "t": [i, i]} for i in range(3000)])
+    client.flush()
+    db.delete("c", key=10)
+    db.upsert("c", {"id": 11, "t": [-1]})
+    db.insert("c", {"id": 5000, "t": [1], "note": "late"})
+    assert db.get("c", key=10)["data"] == []
+    assert db.get("c", key=11)["data"] == [{"id": 11, "t": [-1], "note": None}]
+    assert db.get("c", key=12)["data"] == [{"id": 12, "t": [12, 12], "note": None}]
+    assert db.get("c", key=5000, output_fields=["note"])["data"][0][0] == "late"
+    assert db.get("c", key=99_999)["data"] == []

@@ -1,0 +1,67 @@
+"""The one-row fast path accepts exactly what the general path stores unchanged, and packs it exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from memora_lite._rowcheck import pack_int_list
+from memora_lite.schema import Schema
+
+WIDTHS = {1: np.int8, 2: np.int16, 4: np.int32, 8: np.int64}
+
+
+def _reference(values: object, size: int, capacity: int) -> bytes | None:
+    info = np.iinfo(WIDTHS[size])
+    if type(values) is not list or len(values) > capacity:
+        return None
+    if not all(type(v) is int and info.min <= v <= info.max for v in values):
+        return None
+    return np.array(values, dtype=np.dtype(WIDTHS[size]).newbyteorder("<")).tobytes()
+
+
+element = st.one_of(
+    st.integers(-(2**70), 2**70),
+    st.integers(-(2**31) - 2, 2**31 + 2),
+    st.sampled_from([0, 1, -1, 127, 128, -128, -129, 32767, 32768, 2**63 - 1, -(2**63), 2**30, -(2**30)]),
+    st.booleans(),
+    st.floats(allow_nan=False),
+    st.just(np.int16(3)),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(values=st.lists(element, max_size=40), size=st.sampled_from([1, 2, 4, 8]), capacity=st.integers(0, 50))
+def test_pack_int_list_matches_a_plain_python_reference(values: list, size: int, capacity: int) -> None:
+    info = np.iinfo(WIDTHS[size])
+    assert pack_int_list(values, int(info.min), int(info.max), size, capacity) == _reference(values, size, capacity)
+
+
+@pytest.mark.parametrize("container", [tuple, np.array, lambda v: iter(v)])
+def test_anything_but_a_list_is_declined(container) -> None:
+    assert pack_int_list(container([1, 2]), -128, 127, 1, 10) is None
+
+
+def test_row_checker_agrees_with_the_general_path_on_every_row_it_accepts() -> None:
+    schema = Schema.infer({"id": [0], "x": [1], "f": [0.5], "s": ["a"], "b": [True], "t": [[1, 2]]}, "id")
+    rows = [
+        {"id": 1, "x": 2, "f": 1.5, "s": "hé", "b": False, "t": [100, -5]},
+        {"id": 2, "x": -(2**63), "f": 3, "s": "", "b": True, "t": []},
+        {"id": 3, "x": 5, "f": 1.0, "s": "x", "b": True, "t": [1.5]},  # declined: float in int array
+        {"id": 4, "x": 5, "f": 1.0, "s": "x", "b": 1, "t": [1]},  # declined: int for BOOL
+        {"id": 5, "x": 5, "f": 1.0, "s": "x", "b": True},  # declined: missing field
+        {"id": 6, "x": 5, "f": 1.0, "s": "x", "b": True, "t": [1], "extra": 0},  # declined: extra field
+        {"id": 7, "x": 5, "f": 1.0, "s": "x", "b": True, "t": [300]},  # declined: needs widening
+    ]
+    accepted = [schema.row_checker(r) for r in rows]
+    assert [a is not None for a in accepted] == [True, True, False, False, False, False, False]
+    fast = schema.packed_rows_to_batch([a for a in accepted if a is not None])
+    general, _ = schema.to_batch(rows[:2], "c")
+    for name in schema.names:
+        a, b = fast.columns[name], general.columns[name]
+        if hasattr(a, "to_lists"):
+            assert a.to_lists() == b.to_lists() and a.dtype == b.dtype
+        else:
+            assert a.tolist() == b.tolist() and a.dtype == b.dtype
