@@ -57,7 +57,7 @@ class Memora:
         strict = options.pop("strict", False)
         if not isinstance(strict, bool):
             raise InvalidArgumentError(f"strict={strict!r}; use True or False")
-        self._options = options
+        self._options = {**options, "strict": True} if strict else options  # what a pickled copy reopens with
         self._store: Store | None = Store(path, project_id, Options(**options))
         self._nosql = (StrictNoSQL if strict else NoSQL)(self._store)
 
@@ -87,6 +87,19 @@ class Memora:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as path and options; unpickling opens the store read-only (DataLoader workers, spawn)."""
+        if self.in_memory:
+            raise InvalidArgumentError(
+                'a Memora(path=":memory:") store lives in one process and cannot be pickled; use a folder path'
+            )
+        path = self._store.root if self._store is not None else self.path
+        return (_reopen_read_only, (self.project_id, path, self._options))
+
     def __repr__(self) -> str:
         state = "closed" if self._store is None else self._store.folder
         return f"Memora(project_id={self.project_id!r}, path={state!r})"
+
+
+def _reopen_read_only(project_id: str | None, path: str, options: dict[str, Any]) -> Memora:
+    return Memora(project_id=project_id, path=path, **{**options, "read_only": True})

@@ -19,6 +19,7 @@ delete files no manifest names (left by a crash mid-flush).
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 from bisect import bisect_right
@@ -33,7 +34,7 @@ from memora_lite.errors import CorruptionError, DuplicateIdError, ReadOnlyError
 from memora_lite.query import evaluate, parse, plan, referenced_fields
 from memora_lite.results import column_to_list
 from memora_lite.schema import Schema, conform, null_column
-from memora_lite.storage import filenames
+from memora_lite.storage import crashpoints, filenames
 from memora_lite.storage.format import (
     DELETES_HEADER,
     DELETES_MAGIC,
@@ -57,9 +58,25 @@ from memora_lite.storage.records import (
     encode_rows,
 )
 from memora_lite.storage.segment import BlockCache, SegmentReader, write_segment
-from memora_lite.storage.wal import WalWriter, read_records
+from memora_lite.storage.wal import WalWriter, parse_records, read_records
 
 DEFAULT_FLUSH_BYTES = 64 << 20
+READER_RETRIES = 20  # a reader reloads this often if a writer replaces files under it
+# (stage, step) -> the crash point reached there; compaction names only its two telling steps
+CRASH_POINTS = {
+    ("flush", "segments"): "flush.segment_written",
+    ("flush", "deletes"): "flush.deletes_written",
+    ("flush", "wal"): "flush.wal_created",
+    ("flush", "manifest_written"): "flush.manifest_written",
+    ("flush", "manifest_installed"): "flush.manifest_installed",
+    ("flush", "done"): "flush.done",
+    ("compact", "segments"): "compact.segments_written",
+    ("compact", "deletes"): "",
+    ("compact", "wal"): "",
+    ("compact", "manifest_written"): "",
+    ("compact", "manifest_installed"): "compact.manifest_installed",
+    ("compact", "done"): "",
+}
 DEFAULT_SEGMENT_ROWS = 1 << 20  # compaction writes segments of at most this many rows
 DURABILITY_LEVELS = ("process", "full")
 
@@ -108,6 +125,11 @@ class CollectionEngine:
         self.options = options
         self.cache = cache
         self.lock = threading.RLock()
+        self.sync_lock = threading.Lock()  # group commit: one fsync covers every record appended before it
+        self.appended = 0  # records appended to the log by this process
+        self.synced = 0  # of those, how many an fsync has covered
+        self.failure: OSError | None = None  # set when an I/O error made the collection read-only
+        self.pid = os.getpid()
         self.wal: WalWriter | None = None
         self._open()
 
@@ -128,18 +150,63 @@ class CollectionEngine:
         return os.path.join(self.folder, name)
 
     def _open(self) -> None:
+        if not self.options.read_only:
+            self._load()
+            self.wal = WalWriter.reopen(self.fs, self._path(self.manifest.wal), self.wal_valid)
+            self._remove_unreferenced()
+            return
+        for attempt in range(READER_RETRIES):  # a writer may replace files between our reads
+            try:
+                self._load()
+                return
+            except FileNotFoundError:
+                if attempt == READER_RETRIES - 1:
+                    raise
+
+    def _load(self) -> None:
+        """State from the manifest, its segments and its log (up to any torn tail)."""
+        self.manifest_signature = self.fs.signature(self._path(filenames.MANIFEST))
         self.manifest = Manifest.load(self.fs, self.folder)
         self.schema = Schema.from_dict(self.manifest.schema)
+        for segment in getattr(self, "segments", []):
+            segment.reader.close()
         self.segments = [self._open_segment(e) for e in self.manifest.segments]
         self._segments_changed()
         self.memtable = self._new_memtable()
         wal_path = self._path(self.manifest.wal)
-        records, valid = read_records(self.fs.read(wal_path), wal_path)
+        records, self.wal_valid = read_records(self.fs.read(wal_path), wal_path)
         for record_type, payload in records:
             self._replay(record_type, payload, wal_path)
+
+    def refresh(self) -> None:
+        """For a reader: move forward to the writer's latest state (a no-op for the writer).
+
+        New log records are applied in place; a new manifest (after a flush or a
+        compaction) reloads everything. Either way the view only moves forward.
+        """
         if not self.options.read_only:
-            self.wal = WalWriter.reopen(self.fs, wal_path, valid)
-            self._remove_unreferenced()
+            return
+        with self.lock:
+            if self.fs.signature(self._path(filenames.MANIFEST)) != self.manifest_signature:
+                self._open()
+                return
+            wal_path = self._path(self.manifest.wal)
+            try:
+                size = self.fs.file_size(wal_path)
+                if size <= self.wal_valid:
+                    return
+                reader = self.fs.open_reader(wal_path)
+                try:
+                    tail = reader.pread(self.wal_valid, size - self.wal_valid)
+                finally:
+                    reader.close()
+            except FileNotFoundError:  # the writer flushed meanwhile: the new manifest has it all
+                self._open()
+                return
+            records, used = parse_records(tail, wal_path, self.wal_valid)
+            for record_type, payload in records:
+                self._replay(record_type, payload, wal_path)
+            self.wal_valid += used
 
     def _segments_changed(self) -> None:
         keys = [s.entry.max_pk for s in self.segments if s.entry.rows]
@@ -188,7 +255,8 @@ class CollectionEngine:
         """Release files; with ``flush``, first turn the memtable into a segment so reopening is quick."""
         with self.lock:
             if self.wal is not None:
-                if flush and (len(self.memtable) or any(s.dirty for s in self.segments)):
+                mine = os.getpid() == self.pid and self.failure is None  # a forked child never writes
+                if mine and flush and (len(self.memtable) or any(s.dirty for s in self.segments)):
                     self._flush()
                 self.wal.close()
                 self.wal = None
@@ -199,16 +267,71 @@ class CollectionEngine:
     # -- writes ------------------------------------------------------------------------------------
 
     def _writer(self) -> WalWriter:
+        if self.failure is not None:
+            raise ReadOnlyError(f"collection '{self.name}' turned read-only after an I/O error ({self.failure}); "
+                                "reopen the store once the disk is healthy") from self.failure
         if self.wal is None:
             raise ReadOnlyError(f"collection '{self.name}' is open read-only; open the store without "
                                 "read_only=True to write")
+        if os.getpid() != self.pid:
+            raise ReadOnlyError(f"collection '{self.name}' was opened for writing by process {self.pid}; this "
+                                "forked child may only read (or open its own read_only client)")
         return self.wal
 
-    def _log(self, record_type: int, payload: bytes) -> None:
-        wal = self._writer()
-        wal.append(record_type, payload)
-        if self.options.durability == "full":
-            wal.sync()
+    def _append(self, wal: WalWriter, record_type: int, payload: bytes) -> int:
+        """Append one record; returns its sequence number for :meth:`_sync_to`.
+
+        A failed write is cut off again so the log stays clean and the store stays
+        writable (disk full); if even that fails the collection turns read-only.
+        """
+        before = wal.size
+        try:
+            wal.append(record_type, payload)
+        except OSError as exc:
+            try:
+                wal.appender.truncate(before)
+            except OSError:
+                self.failure = exc
+            raise
+        self.appended += 1
+        return self.appended
+
+    def _sync_to(self, sequence: int) -> None:
+        """``durability="full"``: return once an fsync covers record ``sequence`` (group commit).
+
+        Called without the engine lock, so threads keep appending while one fsyncs,
+        and one fsync then covers all of them. An fsync error turns the collection
+        read-only: retrying could report success for pages the kernel already dropped.
+        """
+        if self.options.durability != "full":
+            return
+        with self.sync_lock:
+            if self.synced >= sequence:
+                return
+            target = self.appended
+            wal = self.wal
+            try:
+                if wal is not None:
+                    wal.sync()
+            except OSError as exc:
+                self.failure = exc
+                raise
+            self.synced = max(self.synced, target)
+
+    def _log(self, record_type: int, payload: bytes) -> int:
+        return self._append(self._writer(), record_type, payload)
+
+    def _background_flush(self) -> None:
+        """Flush once the memtable is full. The call that got here already succeeded (its
+        record is in the log), so a failure here is not its error: a full disk is retried
+        at a later write; any other I/O error turns the collection read-only."""
+        if self.memtable.nbytes < self.options.flush_bytes:
+            return
+        try:
+            self._flush()
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                self.failure = exc
 
     def insert(self, batch: Batch, grown: Schema | None) -> list[Any]:
         """Store new rows; DuplicateIdError if any key is already live (nothing is written then)."""
@@ -221,16 +344,18 @@ class CollectionEngine:
                     f"collection '{self.name}': primary key {clash[0]!r} already exists "
                     f"({len(clash)} of {len(keys)} keys clash); use upsert to replace rows"
                 )
-            self._commit(WAL_INSERT, encode_rows(batch, self.schema, grown), (batch, grown))
-            return keys
+            sequence = self._commit(WAL_INSERT, encode_rows(batch, self.schema, grown), (batch, grown))
+        self._sync_to(sequence)
+        return keys
 
     def upsert(self, batch: Batch, grown: Schema | None) -> list[Any]:
         """Store rows, replacing live rows with the same keys."""
         with self.lock:
             self._writer()
             keys = self._check_unique(batch)
-            self._commit(WAL_UPSERT, encode_rows(batch, self.schema, grown), (batch, grown))
-            return keys
+            sequence = self._commit(WAL_UPSERT, encode_rows(batch, self.schema, grown), (batch, grown))
+        self._sync_to(sequence)
+        return keys
 
     def insert_row(self, values: list[Any]) -> Any:
         """Store one row given as values in field order (made by ``Schema.row_checker``).
@@ -246,28 +371,29 @@ class CollectionEngine:
             ):
                 raise DuplicateIdError(f"collection '{self.name}': primary key {key!r} already exists; "
                                        "use upsert to replace it")
-            wal.append(WAL_INSERT_ROW, encode_row(values))
-            if self.options.durability == "full":
-                wal.sync()
+            sequence = self._append(wal, WAL_INSERT_ROW, encode_row(values))
             self.memtable.append_row(key, values)
-            if self.memtable.nbytes >= self.options.flush_bytes:
-                self._flush()
-            return key
+            self._background_flush()
+        self._sync_to(sequence)
+        return key
 
     def upsert_row(self, values: list[Any]) -> Any:
         with self.lock:
             self._writer()
-            self._commit(WAL_UPSERT_ROW, encode_row(values), values)
-            return values[self.schema.pk_index]
+            sequence = self._commit(WAL_UPSERT_ROW, encode_row(values), values)
+        self._sync_to(sequence)
+        return values[self.schema.pk_index]
 
     def delete(self, keys: Sequence[Any]) -> int:
         """Delete live rows by key; returns how many existed."""
         with self.lock:
             self._writer()
             live = self._live_keys(list(dict.fromkeys(keys)))
-            if live:
-                self._commit(WAL_DELETE, encode_keys(live), live)
-            return len(live)
+            if not live:
+                return 0
+            sequence = self._commit(WAL_DELETE, encode_keys(live), live)
+        self._sync_to(sequence)
+        return len(live)
 
     def _check_unique(self, batch: Batch) -> list[Any]:
         keys = batch.columns[self.schema.primary_key].tolist()
@@ -277,11 +403,16 @@ class CollectionEngine:
             raise DuplicateIdError(f"collection '{self.name}': primary key {dupe!r} appears twice in one call")
         return keys  # type: ignore[no-any-return]
 
-    def _commit(self, record_type: int, payload: bytes, change: Any) -> None:
-        """Log a checked change, then apply it: the one way every write reaches memory."""
-        self._log(record_type, payload)
+    def _commit(self, record_type: int, payload: bytes, change: Any) -> int:
+        """Log a checked change, then apply it: the one way every batch write reaches memory.
+
+        Returns the record's sequence number; the caller releases the lock, then calls
+        :meth:`_sync_to` with it.
+        """
+        sequence = self._log(record_type, payload)
         self._apply(record_type, change)
-        self._maybe_flush()
+        self._background_flush()
+        return sequence
 
     def _replay(self, record_type: int, payload: memoryview, name: str) -> None:
         change: Any
@@ -342,15 +473,16 @@ class CollectionEngine:
 
     # -- flush and compaction ----------------------------------------------------------------------
 
-    def _maybe_flush(self) -> None:
-        if self.memtable.nbytes >= self.options.flush_bytes:
-            self._flush()
-
     def flush(self) -> None:
         """Write the memtable to a segment and make everything so far durable."""
         with self.lock:
             self._writer()
-            self._flush()
+            try:
+                self._flush()
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    self.failure = exc
+                raise
 
     def _next_number(self) -> int:
         number = self.manifest.next_file
@@ -358,12 +490,12 @@ class CollectionEngine:
         return number
 
     def _flush(self, replace_segments: list[LiveSegment] | None = None,
-               new_batches: Sequence[Batch] = ()) -> None:
+               new_batches: Sequence[Batch] = (), stage: str = "flush") -> None:
         """Install a manifest with the memtable (and ``new_batches``) as segments.
 
         ``replace_segments`` are dropped from the manifest (compaction's inputs).
         Crash-safe at every step: until the manifest is renamed into place the old
-        manifest, log and segments are untouched.
+        manifest, log and segments are untouched. ``stage`` names the crash points.
         """
         dropped = replace_segments or []
         created: list[LiveSegment] = []
@@ -376,25 +508,31 @@ class CollectionEngine:
             min_pk, max_pk = write_segment(self.fs, self._path(filenames.segment_name(number)), batch, self.schema)
             entry = SegmentEntry(number=number, rows=len(batch), min_pk=min_pk, max_pk=max_pk)
             created.append(self._open_segment(entry))
+        crashpoints.reach(CRASH_POINTS[stage, "segments"])
         for segment in self.segments:
             if segment.dirty and segment not in dropped:
                 self._write_deletes(segment)
+        crashpoints.reach(CRASH_POINTS[stage, "deletes"])
         wal_name = filenames.wal_name(self._next_number())
         new_wal = WalWriter.create(self.fs, self._path(wal_name))
         self.fs.sync_dir(self.folder)
-        old_files = [*self._files_of(dropped), self.manifest.wal]
+        crashpoints.reach(CRASH_POINTS[stage, "wal"])
         keep = [s for s in self.segments if s not in dropped] + created
-        self.manifest = Manifest(
+        manifest = Manifest(
             collection=self.name,
             schema=self.schema.to_dict(),
             wal=wal_name,
             next_file=self.manifest.next_file,
             segments=[s.entry for s in keep],
         )
-        self.manifest.install(self.fs, self.folder)
+        manifest.install(self.fs, self.folder, before_rename=CRASH_POINTS[stage, "manifest_written"])
+        crashpoints.reach(CRASH_POINTS[stage, "manifest_installed"])
+        old_files = [*self._files_of(dropped), self.manifest.wal]
+        self.manifest = manifest
         old_wal, self.wal = self.wal, new_wal
         if old_wal is not None:
             old_wal.close()
+        self.synced = self.appended  # all logged so far now sits in synced segments
         self.segments = keep
         self._segments_changed()
         self.memtable = self._new_memtable()
@@ -404,6 +542,7 @@ class CollectionEngine:
         for name in old_files:
             self.fs.remove(self._path(name))
         self._remove_unreferenced()
+        crashpoints.reach(CRASH_POINTS[stage, "done"])
 
     def _files_of(self, segments: list[LiveSegment]) -> list[str]:
         names = []
@@ -447,11 +586,13 @@ class CollectionEngine:
 
     def count(self) -> int:
         with self.lock:
+            self.refresh()
             return len(self.memtable) + sum(s.live_count for s in self.segments)
 
     def query(self, filter_text: str, fields: Sequence[str], limit: int | None = None, offset: int = 0) -> Batch:
         """Rows matching ``filter_text`` in ascending key order, with ``fields`` (the key included)."""
         with self.lock:
+            self.refresh()
             expr = parse(filter_text, self.schema.by_name, self.name)
             key_plan = plan(expr, self.schema.primary_key)
             constraint = KeyConstraint(key_plan.ranges, key_plan.points)
@@ -487,6 +628,7 @@ class CollectionEngine:
     def get(self, keys: Sequence[Any], fields: Sequence[str]) -> Batch:
         """Live rows with these keys, in the order asked (missing keys are skipped)."""
         with self.lock:
+            self.refresh()
             if not keys:
                 return self._empty(list(dict.fromkeys([self.schema.primary_key, *fields])))
             wanted = sorted(set(keys))
@@ -516,6 +658,7 @@ class CollectionEngine:
         predates a field.
         """
         with self.lock:
+            self.refresh()
             if key in self.memtable.positions:
                 return _first_row(self.get([key], fields), fields)
             for segment in self.segments:
@@ -549,6 +692,7 @@ class CollectionEngine:
 
     def stats(self) -> dict[str, Any]:
         with self.lock:
+            self.refresh()
             size = sum(self.fs.file_size(self._path(n)) for n in self.fs.listdir(self.folder))
             return {
                 "row_count": self.count(),

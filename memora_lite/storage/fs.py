@@ -109,15 +109,9 @@ class FileSystem:
     def file_size(self, path: str) -> int:
         raise NotImplementedError
 
-    def replace_atomic(self, path: str, data: bytes) -> None:
-        """Write ``data`` to ``path`` so a crash leaves either the old or the new file, whole.
-
-        Temp file, fsync, rename over, fsync the folder.
-        """
-        temp = path + ".tmp"
-        self.write_file(temp, data)
-        self.rename(temp, path)
-        self.sync_dir(os.path.dirname(path))
+    def signature(self, path: str) -> tuple[int, ...]:
+        """Changes whenever ``path`` is replaced or rewritten (how readers notice a new manifest)."""
+        raise NotImplementedError
 
 
 # -- real files ------------------------------------------------------------------------------------
@@ -214,26 +208,48 @@ class OsFileSystem(FileSystem):
     def file_size(self, path: str) -> int:
         return os.stat(path).st_size
 
+    def signature(self, path: str) -> tuple[int, ...]:
+        st = os.stat(path)
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
     def lock(self, path: str) -> object:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
-            os.close(fd)
-            if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+        # POSIX record locks (lockf), not flock: they belong to the process, so children
+        # forked by a writer do not hold them, and kill -9 of the writer frees the lock
+        # even while its children live. They do not exclude a second open in this same
+        # process, so a registry does that.
+        key = os.path.realpath(path)
+        with _LOCKS_HELD_MUTEX:
+            if _LOCKS_HELD.get(key, (None, -1))[1] == os.getpid():
                 raise LockedError(
-                    f"store '{os.path.dirname(path)}' is open for writing by process {holder}; close it "
-                    "there, or open this one with read_only=True"
-                ) from None
-            raise
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        return fd
+                    f"store '{os.path.dirname(path)}' is already open for writing in this process "
+                    f"({os.getpid()}); reuse that client, or open this one with read_only=True"
+                )
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+                os.close(fd)
+                if exc.errno in (errno.EAGAIN, errno.EACCES):
+                    raise LockedError(
+                        f"store '{os.path.dirname(path)}' is open for writing by process {holder}; close it "
+                        "there, or open this one with read_only=True"
+                    ) from None
+                raise
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            _LOCKS_HELD[key] = (fd, os.getpid())
+            return key
 
     def unlock(self, handle: object) -> None:
-        assert isinstance(handle, int)
-        os.close(handle)  # closing the descriptor releases the flock
+        with _LOCKS_HELD_MUTEX:
+            fd, _ = _LOCKS_HELD.pop(handle, (-1, -1))  # type: ignore[call-overload]
+            if fd >= 0:
+                os.close(fd)  # in the locking process this releases the lock; in a forked child it is a no-op
+
+
+_LOCKS_HELD: dict[str, tuple[int, int]] = {}  # realpath of LOCK -> (descriptor, pid that locked it)
+_LOCKS_HELD_MUTEX = threading.Lock()
 
 
 # -- in-memory files, with crash simulation -----------------------------------------------------
@@ -365,6 +381,10 @@ class MemoryFileSystem(FileSystem):
 
     def file_size(self, path: str) -> int:
         return len(self._file(path).data)
+
+    def signature(self, path: str) -> tuple[int, ...]:
+        f = self._file(path)
+        return (id(f), len(f.data))
 
     def lock(self, path: str) -> object:
         return path  # one process owns an in-memory store

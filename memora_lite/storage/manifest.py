@@ -22,7 +22,8 @@ from typing import Any
 import msgpack
 
 from memora_lite.errors import CorruptionError
-from memora_lite.storage.filenames import MANIFEST
+from memora_lite.storage import crashpoints
+from memora_lite.storage.filenames import MANIFEST, TEMP_SUFFIX
 from memora_lite.storage.format import FORMAT_VERSION, MANIFEST_HEADER, MANIFEST_MAGIC, masked_crc
 from memora_lite.storage.fs import FileSystem
 
@@ -72,9 +73,16 @@ class Manifest:
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             raise CorruptionError(f"{name}: manifest payload is malformed ({exc})") from None
 
-    def install(self, fs: FileSystem, folder: str) -> None:
-        """Make this the collection's manifest, atomically and durably."""
-        fs.replace_atomic(os.path.join(folder, MANIFEST), self.encode())
+    def install(self, fs: FileSystem, folder: str, before_rename: str = "") -> None:
+        """Make this the collection's manifest, atomically and durably.
+
+        ``before_rename`` names the crash point between the synced temp file and the rename.
+        """
+        path = os.path.join(folder, MANIFEST)
+        fs.write_file(path + TEMP_SUFFIX, self.encode())
+        crashpoints.reach(before_rename)
+        fs.rename(path + TEMP_SUFFIX, path)
+        fs.sync_dir(folder)
 
     @classmethod
     def load(cls, fs: FileSystem, folder: str) -> Manifest:

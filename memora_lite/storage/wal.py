@@ -91,10 +91,20 @@ def read_records(data: bytes, name: str) -> tuple[list[tuple[int, memoryview]], 
         if len(data) < len(WAL_MAGIC) and WAL_MAGIC.startswith(data):
             return [], 0  # crashed while creating the log: nothing was acknowledged in it
         raise CorruptionError(f"{name}: not a memora_lite log (bad magic at offset 0)")
+    records, used = parse_records(data[len(WAL_MAGIC) :], name, len(WAL_MAGIC))
+    return records, len(WAL_MAGIC) + used
+
+
+def parse_records(data: bytes, name: str, base: int) -> tuple[list[tuple[int, memoryview]], int]:
+    """Records in ``data``, which starts at a record boundary at file offset ``base``.
+
+    Returns the records before any torn tail and the number of bytes they span. A
+    reader following a live log calls this on each new tail; a record still being
+    written is torn for now and read whole next time.
+    """
     view = memoryview(data)
     records: list[tuple[int, memoryview]] = []
-    pos = len(WAL_MAGIC)
-    end = len(data)
+    pos, end = 0, len(data)
     while pos < end:
         status = _record_at(data, pos)
         if status == _TORN:
@@ -104,7 +114,7 @@ def read_records(data: bytes, name: str) -> tuple[list[tuple[int, memoryview]], 
                 break  # zeros or garbage after the last record: a torn tail, not damage
             length, record_type, _ = _HEAD.unpack_from(data, pos)
             raise CorruptionError(
-                f"{name}: record at offset {pos} fails its checksum (type {record_type}, {length} bytes); "
+                f"{name}: record at offset {base + pos} fails its checksum (type {record_type}, {length} bytes); "
                 "the log is damaged before its end"
             )
         length, record_type, _ = _HEAD.unpack_from(data, pos)

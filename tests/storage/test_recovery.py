@@ -69,8 +69,13 @@ def test_second_writer_gets_locked_error_naming_the_pid(tmp_path) -> None:
     path = os.path.join(tmp_path, "s")
     with Memora(path=path) as c:
         c.nosql.insert("c", {"id": 1})
-        with pytest.raises(LockedError, match=f"process {os.getpid()}"):
-            Memora(path=path)
+        with pytest.raises(LockedError, match=str(os.getpid())):
+            Memora(path=path)  # same process
+        other = subprocess.run(
+            [sys.executable, "-c", f"from memora_lite import Memora; Memora(path={path!r})"],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert other.returncode != 0 and f"open for writing by process {os.getpid()}" in other.stderr
         reader = Memora(path=path, read_only=True)
         assert reader.nosql.get("c", key=1)["data"] == [{"id": 1}]
         reader.close()
