@@ -172,11 +172,16 @@ class Batch:
         return self.nulls.get(name)
 
     def take(self, indices: np.ndarray) -> Batch:
+        """Rows at ``indices``; a run of consecutive positions is sliced (views, no copies)."""
         indices = np.asarray(indices, dtype=np.int64)
+        selector: np.ndarray | slice = indices
+        if len(indices) > 1 and int(indices[-1]) - int(indices[0]) == len(indices) - 1:
+            if bool(np.all(np.diff(indices) == 1)):
+                selector = slice(int(indices[0]), int(indices[-1]) + 1)
         return Batch(
-            {name: take(col, indices) for name, col in self.columns.items()},
+            {name: take(col, selector) for name, col in self.columns.items()},
             len(indices),
-            {name: mask[indices] for name, mask in self.nulls.items()},
+            {name: mask[selector] for name, mask in self.nulls.items()},
         )
 
     def select(self, names: Iterable[str]) -> Batch:

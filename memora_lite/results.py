@@ -24,7 +24,7 @@ class Row(dict):  # type: ignore[type-arg]
 
     __slots__ = ("_order",)
 
-    def __init__(self, values: dict[str, Any], order: Sequence[str]) -> None:
+    def __init__(self, values: Any, order: Sequence[str]) -> None:
         super().__init__(values)
         self._order = order
 
@@ -51,10 +51,9 @@ def column_to_list(column: Column, nulls: np.ndarray | None) -> list[Any]:
 
 def to_rows(batch: Batch, order: Sequence[str]) -> list[Row]:
     """Rows of ``batch``; dict keys in ``order`` (which includes every column)."""
-    names = list(order)
+    names = tuple(order)
     columns = [column_to_list(batch.columns[n], batch.null_mask(n)) for n in names]
-    order_t = tuple(names)
-    return [Row(dict(zip(names, values)), order_t) for values in zip(*columns)]
+    return [Row(zip(names, values), names) for values in zip(*columns)]
 
 
 def to_numpy(batch: Batch, order: Sequence[str]) -> dict[str, np.ndarray]:
@@ -66,8 +65,8 @@ def to_numpy(batch: Batch, order: Sequence[str]) -> dict[str, np.ndarray]:
     for name in order:
         column = batch.columns[name]
         array = column.to_numpy() if isinstance(column, Ragged) else column
-        if not array.flags.writeable:
-            array = array.copy()  # a view of a cached block: the caller gets its own writable array
+        if array.base is not None or not array.flags.writeable:
+            array = array.copy()  # a view of a cached block or the memtable: the caller gets its own array
         nulls = batch.null_mask(name)
         if nulls is not None and nulls.any():
             if array.dtype == object:

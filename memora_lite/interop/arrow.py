@@ -234,28 +234,31 @@ def load_batches(client: Memora, collection_name: str, schema: pa.Schema, batche
     """Insert record batches of ``schema``, creating the collection first if needed.
 
     ``null_counts`` gives the nulls per column where known; a column missing from
-    it is taken as nullable when Arrow marks it so.
+    it is taken as nullable when Arrow marks it so. Each batch is one all-or-nothing
+    insert; a collection this call created is dropped again if its first batch fails.
     """
-    if client.nosql.has_collection(collection_name):
-        existing = collection_schema(client, collection_name)
-        if primary_key is not None and primary_key != existing.primary_key:
-            raise InvalidArgumentError(f"collection '{collection_name}' has primary key '{existing.primary_key}', "
-                                       f"not '{primary_key}'")
-        fields = dict(existing.by_name)
-    else:
+    created = not client.nosql.has_collection(collection_name)
+    if created:
         inferred = infer_fields(schema, primary_key, null_counts)
-        pk = next(f.field_name for f in inferred if f.is_primary)
-        client.nosql.create_collection(collection_name, primary_key=pk, fields=inferred)
-        fields = {f.field_name: f for f in inferred}
+        client.nosql.create_collection(collection_name, primary_key=next(f.field_name for f in inferred
+                                                                         if f.is_primary), fields=inferred)
+    existing = collection_schema(client, collection_name)
+    if primary_key is not None and primary_key != existing.primary_key:
+        raise InvalidArgumentError(f"collection '{collection_name}' has primary key '{existing.primary_key}', "
+                                   f"not '{primary_key}'")
     write = client.nosql.upsert if upsert else client.nosql.insert
     total = 0
-    for batch in batches:
-        if batch.num_rows == 0:
-            continue
-        write(collection_name, columns_from_arrow(batch, fields))
-        total += batch.num_rows
-        if progress is not None:
-            progress(batch.num_rows)
+    try:
+        for batch in batches:
+            if batch.num_rows:
+                write(collection_name, columns_from_arrow(batch, existing.by_name))
+                total += batch.num_rows
+                if progress is not None:
+                    progress(batch.num_rows)
+    except BaseException:
+        if created and not total:
+            client.nosql.drop_collection(collection_name)  # nothing went in: leave no empty collection behind
+        raise
     return total
 
 

@@ -194,7 +194,11 @@ class SegmentReader:
         """
         schema = schema or self.schema
         pieces = []  # (block, rows of it: a slice when consecutive, else positions)
-        if len(rows):
+        first, last = (int(rows[0]), int(rows[-1])) if len(rows) else (0, -1)
+        if last - first + 1 == len(rows) and len(rows) and first // self.block_rows == last // self.block_rows:
+            block = first // self.block_rows  # the common case: one run inside one block
+            pieces.append((block, slice(first - block * self.block_rows, last - block * self.block_rows + 1)))
+        elif len(rows):
             blocks = rows // self.block_rows
             for group in np.split(rows, np.flatnonzero(np.diff(blocks)) + 1):
                 block = int(group[0]) // self.block_rows

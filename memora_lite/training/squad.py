@@ -12,8 +12,8 @@
   them with SQuAD's exact match and F1 (answers normalised as SQuAD's evaluation script
   does: lower case, no punctuation, no articles, single spaces).
 
->>> squad_scores({"q1": "the Vousurk river", "q2": "1569"}, {"q1": ["Vousurk"], "q2": ["1596"]})
-{'exact_match': 50.0, 'f1': 66.66666666666667}
+>>> squad_scores({"q1": "the Vousurk", "q2": "Vousurk river"}, {"q1": ["Vousurk"], "q2": ["Vousurk"]})
+{'exact_match': 50.0, 'f1': 83.33333333333333}
 """
 
 from __future__ import annotations

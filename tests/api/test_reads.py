@@ -150,3 +150,15 @@ def test_filter_errors_carry_position_and_caret(db: Memora) -> None:
         db.nosql.query("t", filter="word > 5")
     with pytest.raises(InvalidArgumentError):
         db.nosql.query("t", filter=None)  # type: ignore[arg-type]
+
+
+def test_numpy_results_are_the_callers_own_arrays(client: Memora) -> None:
+    client.nosql.insert("n", {"id": np.arange(10), "t": np.ones((10, 4), dtype=np.int64)})
+    first = client.nosql.query("n", filter="id < 5", output="numpy")["data"]
+    first["t"][:] = -7
+    first["id"][:] = -7
+    client.flush()
+    for _ in range(2):  # once from the memtable's successor segment, once from the block cache
+        again = client.nosql.query("n", filter="id < 5", output="numpy")["data"]
+        assert again["t"].tolist() == [[1] * 4] * 5 and again["id"].tolist() == list(range(5))
+        again["t"][:] = -9
