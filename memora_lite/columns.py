@@ -175,9 +175,9 @@ class Batch:
         """Rows at ``indices``; a run of consecutive positions is sliced (views, no copies)."""
         indices = np.asarray(indices, dtype=np.int64)
         selector: np.ndarray | slice = indices
-        if len(indices) > 1 and int(indices[-1]) - int(indices[0]) == len(indices) - 1:
-            if bool(np.all(np.diff(indices) == 1)):
-                selector = slice(int(indices[0]), int(indices[-1]) + 1)
+        consecutive_span = len(indices) > 1 and int(indices[-1]) - int(indices[0]) == len(indices) - 1
+        if consecutive_span and bool(np.all(np.diff(indices) == 1)):  # the span test is cheap; the scan is not
+            selector = slice(int(indices[0]), int(indices[-1]) + 1)
         return Batch(
             {name: take(col, selector) for name, col in self.columns.items()},
             len(indices),
