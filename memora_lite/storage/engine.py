@@ -57,7 +57,7 @@ from memora_lite.storage.records import (
     encode_row,
     encode_rows,
 )
-from memora_lite.storage.segment import BlockCache, SegmentReader, write_segment
+from memora_lite.storage.segment import DEFAULT_CACHE_BYTES, BlockCache, SegmentReader, write_segment
 from memora_lite.storage.wal import WalWriter, parse_records, read_records
 
 DEFAULT_FLUSH_BYTES = 64 << 20
@@ -89,7 +89,7 @@ class Options:
     durability: str = "process"  # "process": survives kill -9; "full": also power loss (fsync per call)
     flush_bytes: int = DEFAULT_FLUSH_BYTES
     segment_rows: int = DEFAULT_SEGMENT_ROWS
-    cache_bytes: int = 64 << 20
+    cache_bytes: int = DEFAULT_CACHE_BYTES
 
 
 class LiveSegment:

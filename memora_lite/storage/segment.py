@@ -41,7 +41,7 @@ from memora_lite.schema import Schema, column_kind, element_dtype, null_column, 
 from memora_lite.storage.format import SEGMENT_BLOCK_ROWS, SEGMENT_MAGIC, SEGMENT_TRAILER, masked_crc
 from memora_lite.storage.fs import FileSystem
 
-_NULLS = "bits"  # the encoding of a block's null mask: numpy packbits, little bit order
+DEFAULT_CACHE_BYTES = 32 << 20  # decoded blocks kept; a sequential scan needs one block per column
 
 
 def write_segment(
@@ -234,7 +234,7 @@ def _nbytes(column: Column) -> int:
 class BlockCache:
     """A least-recently-used cache of decoded blocks, bounded in bytes."""
 
-    def __init__(self, capacity: int = 64 << 20) -> None:
+    def __init__(self, capacity: int = DEFAULT_CACHE_BYTES) -> None:
         self.capacity = capacity
         self.used = 0
         self.items: OrderedDict[tuple[str, str, int], tuple[tuple[Column, np.ndarray | None], int]] = OrderedDict()
