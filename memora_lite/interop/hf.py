@@ -5,6 +5,13 @@ A ``Dataset`` is an Arrow table, so both directions go through
 becomes ``ARRAY`` of INT16 and back, ``Sequence(Value("float32"), length=d)`` a
 ``FLOAT_VECTOR`` of dim ``d``, ``ClassLabel`` an INT64, nested features JSON.
 
+datasets keeps no per-column metadata, so what only memora_lite knows does not
+travel: a JSON field reaches the dataset as its JSON text (``Value("string")``),
+and a collection made by :func:`from_hf` sees that text as VARCHAR, with default
+``max_length``/``max_capacity`` and nullability as the data shows. To get the exact
+schema back, create the collection first (``create_collection(fields=...)``):
+``from_hf`` fills an existing collection in its own types, parsing JSON text.
+
 >>> import pytest
 >>> datasets = pytest.importorskip("datasets")
 >>> from memora_lite import Memora
