@@ -388,50 +388,74 @@ def _as_columns(data: Any, primary_key: str, collection: str) -> tuple[dict[str,
 
 
 def _infer_field(name: str, values: Sequence[Any], collection: str) -> Field:
-    sample = [v for v in values if v is not None]
     if not isinstance(name, str) or not name.isidentifier():
         raise SchemaError(f"collection '{collection}': field name {name!r} is not a valid identifier")
+    if isinstance(values, np.ndarray) and values.dtype != object:
+        return _infer_from_array(name, values)
+    sample = [v for v in values if v is not None]
     if not sample:
         return Field(name, DataType.JSON, nullable=True)
-    if isinstance(sample[0], np.ndarray) and sample[0].ndim == 2:
-        sample = list(sample[0])
-    types = {_scalar_type(v) for v in sample}
-    if len(types) == 1:
-        (kind,) = types
-        if kind in ("bool", "int", "float", "str"):
-            return Field(name, {"bool": DataType.BOOL, "int": DataType.INT64, "float": DataType.DOUBLE,
-                                "str": DataType.VARCHAR}[kind])
-        if kind == "intlist":
-            lo = min((int(min(v)) for v in sample if len(v)), default=0)
-            hi = max((int(max(v)) for v in sample if len(v)), default=0)
-            return Field(name, DataType.ARRAY, element_data_type=narrowest_int_type(lo, hi), max_capacity=None)
-        if kind == "floatlist":
-            dims = {len(v) for v in sample}
-            if len(dims) == 1 and next(iter(dims)) > 0:
-                return Field(name, DataType.FLOAT_VECTOR, dim=dims.pop())
-    if types <= {"int", "float"}:
+    types = set(map(type, sample))
+    if types <= {bool, np.bool_}:
+        return Field(name, DataType.BOOL)
+    if all(issubclass(t, (int, np.integer)) and not issubclass(t, (bool, np.bool_)) for t in types):
+        return Field(name, DataType.INT64)
+    if all(issubclass(t, (int, float, np.integer, np.floating)) and not issubclass(t, (bool, np.bool_))
+           for t in types):
         return Field(name, DataType.DOUBLE)
+    if types == {str}:
+        return Field(name, DataType.VARCHAR)
+    if types <= {list, tuple, np.ndarray}:
+        return _infer_from_lists(name, sample)
     return Field(name, DataType.JSON, nullable=True)  # JSON null reads back as None either way
 
 
-def _scalar_type(value: Any) -> str:
-    if isinstance(value, (bool, np.bool_)):
-        return "bool"
-    if isinstance(value, (int, np.integer)):
-        return "int"
-    if isinstance(value, (float, np.floating)):
-        return "float"
-    if isinstance(value, str):
-        return "str"
-    if _is_sequence(value) and len(value) > 0:
-        kinds = np.asarray(value).dtype.kind if not isinstance(value, np.ndarray) else value.dtype.kind
-        if kinds in "iu":
-            return "intlist"
-        if kinds == "f":
-            return "floatlist"
-    if _is_sequence(value):
-        return "intlist" if len(value) == 0 else "other"
-    return "other"
+def _infer_from_array(name: str, values: np.ndarray) -> Field:
+    """A numpy column: its dtype decides (the fast, bulk case)."""
+    kind = values.dtype.kind
+    if values.ndim == 1:
+        if kind == "b":
+            return Field(name, DataType.BOOL)
+        if kind in "iu":
+            return Field(name, DataType.INT64)
+        if kind == "f":
+            return Field(name, DataType.FLOAT if values.dtype.itemsize <= 4 else DataType.DOUBLE)
+        if kind in "US":
+            return Field(name, DataType.VARCHAR)
+    if values.ndim == 2:
+        if kind in "iu":
+            lo, hi = (int(values.min()), int(values.max())) if values.size else (0, 0)
+            return Field(name, DataType.ARRAY, element_data_type=narrowest_int_type(lo, hi))
+        if kind == "f" and values.shape[1] > 0:
+            return Field(name, DataType.FLOAT_VECTOR, dim=values.shape[1])
+        if kind == "b":
+            return Field(name, DataType.ARRAY, element_data_type=DataType.BOOL)
+    return Field(name, DataType.JSON, nullable=True)
+
+
+def _infer_from_lists(name: str, rows: list[Any]) -> Field:
+    """Lists: of ints -> ARRAY of the narrowest int type; of floats, one length -> FLOAT_VECTOR; else JSON."""
+    first = next((r for r in rows if len(r)), None)
+    if first is not None and all(isinstance(v, (bool, np.bool_)) for v in first):
+        return Field(name, DataType.ARRAY, element_data_type=DataType.BOOL)
+    try:
+        flat, _ = codecs.flatten_int_lists(rows)
+    except (TypeError, OverflowError):
+        flat = None
+    if flat is not None:
+        lo, hi = (int(flat.min()), int(flat.max())) if len(flat) else (0, 0)
+        return Field(name, DataType.ARRAY, element_data_type=narrowest_int_type(lo, hi))
+    dims = {len(r) for r in rows}
+    if len(dims) == 1 and dims != {0}:
+        try:
+            matrix = np.asarray(rows, dtype=np.float64)
+        except (TypeError, ValueError):
+            matrix = None
+        if matrix is not None and matrix.ndim == 2 and not any(
+            isinstance(v, (bool, str)) for v in first or ()
+        ):
+            return Field(name, DataType.FLOAT_VECTOR, dim=matrix.shape[1])
+    return Field(name, DataType.JSON, nullable=True)
 
 
 def _describe(value: Any) -> str:

@@ -188,3 +188,20 @@ def test_get_by_key_sees_deletes_upserts_and_fields_added_later(client: Memora) 
     assert db.get("c", key=12)["data"] == [{"id": 12, "t": [12, 12], "note": None}]
     assert db.get("c", key=5000, output_fields=["note"])["data"][0][0] == "late"
     assert db.get("c", key=99_999)["data"] == []
+
+
+def test_inference_from_numpy_columns_follows_their_dtypes(client: Memora) -> None:
+    n = 4
+    client.nosql.insert("np", {
+        "id": np.arange(n), "f32": np.ones(n, dtype=np.float32), "f64": np.ones(n), "b": np.ones(n, dtype=bool),
+        "tokens": np.full((n, 3), 40_000, dtype=np.int64), "vec": np.zeros((n, 2), dtype=np.float32),
+        "s": np.array(["a", "b", "c", "d"]),
+    })
+    kinds = {f["field_name"]: (f["data_type"], f.get("element_data_type"), f.get("dim"))
+             for f in client.nosql.describe_collection("np")["fields"]}
+    assert kinds == {
+        "id": ("INT64", None, None), "f32": ("FLOAT", None, None), "f64": ("DOUBLE", None, None),
+        "b": ("BOOL", None, None), "tokens": ("ARRAY", "INT32", None), "vec": ("FLOAT_VECTOR", None, 2),
+        "s": ("VARCHAR", None, None),
+    }
+    assert client.nosql.get("np", key=3)["data"][0]["s"] == "d"
