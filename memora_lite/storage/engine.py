@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from memora_lite.columns import Batch, Ragged
-from memora_lite.errors import CorruptionError, DuplicateIdError, ReadOnlyError
+from memora_lite.errors import CollectionNotFoundError, CorruptionError, DuplicateIdError, ReadOnlyError
 from memora_lite.query import evaluate, parse, plan, referenced_fields
 from memora_lite.results import column_to_list
 from memora_lite.schema import Schema, conform, null_column
@@ -187,7 +187,11 @@ class CollectionEngine:
         if not self.options.read_only:
             return
         with self.lock:
-            if self.fs.signature(self._path(filenames.MANIFEST)) != self.manifest_signature:
+            try:
+                signature = self.fs.signature(self._path(filenames.MANIFEST))
+            except FileNotFoundError:
+                raise CollectionNotFoundError(f"collection '{self.name}' was dropped by the writer") from None
+            if signature != self.manifest_signature:
                 self._open()
                 return
             wal_path = self._path(self.manifest.wal)

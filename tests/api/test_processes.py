@@ -67,3 +67,18 @@ def test_a_forked_child_reads_but_cannot_write_through_the_parents_client(tmp_pa
         assert os.read(read, 1) == b"\x00"
         c.nosql.insert("c", {"id": 6})  # the parent still writes, and still holds the lock
         assert len(c.nosql.query("c")["data"]) == 6
+
+
+def test_a_reader_is_told_when_the_writer_drops_the_collection(tmp_path) -> None:
+    from memora_lite import CollectionNotFoundError
+
+    path = os.path.join(tmp_path, "s")
+    with Memora(path=path) as writer:
+        writer.nosql.insert("c", {"id": 1})
+        writer.nosql.insert("late", {"id": 1})
+        with Memora(path=path, read_only=True) as reader:
+            assert reader.nosql.get("c", key=1)["data"] == [{"id": 1}]
+            writer.nosql.drop_collection("c")
+            with pytest.raises(CollectionNotFoundError, match="dropped"):
+                reader.nosql.get("c", key=1)
+            assert reader.nosql.list_collections() == ["late"]
