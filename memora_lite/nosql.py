@@ -86,9 +86,11 @@ class NoSQL:
         from ``data``. An existing key raises DuplicateIdError (use :meth:`upsert`).
         """
         engine = self._store.engines.get(collection_name)
-        values = engine.schema.row_checker(data) if engine is not None else None
-        if values is not None:  # one plain row, the guide's call: checked in one cheap pass, engine-locked
-            return {"insert_count": 1, "ids": [engine.insert_row(values)]}
+        if engine is not None:  # one plain row, the guide's call: checked in one cheap pass, engine-locked
+            schema = engine.schema
+            values = schema.row_checker(data)
+            if values is not None and engine.insert_row(values, schema):
+                return {"insert_count": 1, "ids": [values[schema.pk_index]]}
         with self._lock:
             engine, batch, grown = self._prepare(collection_name, data)
             ids = engine.insert(batch, grown)
@@ -98,9 +100,11 @@ class NoSQL:
         """Insert rows, replacing stored rows that have the same primary key."""
         with self._lock:
             engine = self._store.engines.get(collection_name)
-            values = engine.schema.row_checker(data) if engine is not None else None
-            if values is not None:
-                return {"upsert_count": 1, "ids": [engine.upsert_row(values)]}
+            if engine is not None:
+                schema = engine.schema
+                values = schema.row_checker(data)
+                if values is not None and engine.upsert_row(values, schema):
+                    return {"upsert_count": 1, "ids": [values[schema.pk_index]]}
             engine, batch, grown = self._prepare(collection_name, data)
             ids = engine.upsert(batch, grown)
             return {"upsert_count": len(ids), "ids": ids}

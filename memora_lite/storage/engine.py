@@ -361,13 +361,17 @@ class CollectionEngine:
         self._sync_to(sequence)
         return keys
 
-    def insert_row(self, values: list[Any]) -> Any:
-        """Store one row given as values in field order (made by ``Schema.row_checker``).
+    def insert_row(self, values: list[Any], schema: Schema) -> bool:
+        """Store one row given as values in field order, made by ``schema.row_checker``.
 
-        The guide's call, once per row: this path is written flat on purpose (one lock,
-        one dict lookup, one write); the batch paths go through :meth:`_commit`.
+        Returns False, storing nothing, when the schema changed since (another thread
+        grew it): the caller then takes the general path. The guide's call, once per
+        row: written flat on purpose (one lock, one dict lookup, one write); the batch
+        paths go through :meth:`_commit`.
         """
         with self.lock:
+            if schema is not self.schema:
+                return False
             wal = self._writer()
             key = values[self.schema.pk_index]
             if key in self.memtable.positions or (
@@ -379,14 +383,17 @@ class CollectionEngine:
             self.memtable.append_row(key, values)
             self._background_flush()
         self._sync_to(sequence)
-        return key
+        return True
 
-    def upsert_row(self, values: list[Any]) -> Any:
+    def upsert_row(self, values: list[Any], schema: Schema) -> bool:
+        """Like :meth:`insert_row`, replacing a live row with the same key."""
         with self.lock:
+            if schema is not self.schema:
+                return False
             self._writer()
             sequence = self._commit(WAL_UPSERT_ROW, encode_row(values), values)
         self._sync_to(sequence)
-        return values[self.schema.pk_index]
+        return True
 
     def delete(self, keys: Sequence[Any]) -> int:
         """Delete live rows by key; returns how many existed."""

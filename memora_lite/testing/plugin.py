@@ -71,7 +71,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-def settings(request: pytest.FixtureRequest) -> dict[str, Any]:
+def _settings(request: pytest.FixtureRequest) -> dict[str, Any]:
     """The fixture's keywords: the marker's, then the indirect parameter's (a path, or a dict)."""
     out: dict[str, Any] = {}
     marker = request.node.get_closest_marker(MARKER)
@@ -92,12 +92,9 @@ def memora_factory(request: pytest.FixtureRequest) -> Iterator[Callable[..., Mem
     """Open memora_lite clients for this test; each is closed when the test ends."""
     opened: list[Memora] = []
 
-    def open_client(path: str | os.PathLike[str] | None = MEMORY, *, seed: dict[str, Any] | None = None,
-                    **options: Any) -> Memora:
-        client = Memora(path=_resolve(request, path), **options)
+    def open_client(path: str | os.PathLike[str] | None = MEMORY, **options: Any) -> Memora:
+        client = _open(request, path, **options)
         opened.append(client)
-        for collection_name, source in (seed or {}).items():
-            seeding.seed(client, collection_name, source, base=request.path.parent)
         return client
 
     yield open_client
@@ -106,20 +103,34 @@ def memora_factory(request: pytest.FixtureRequest) -> Iterator[Callable[..., Mem
 
 
 @pytest.fixture
-def memora(request: pytest.FixtureRequest, memora_factory: Callable[..., Memora]) -> Memora:
+def memora(request: pytest.FixtureRequest) -> Iterator[Memora]:
     """A fresh memora_lite client for this test (in memory unless the ``memora`` marker says otherwise)."""
-    return memora_factory(**settings(request))
+    client = _open(request, **_settings(request))
+    yield client
+    _release(client)
 
 
 @pytest.fixture
 def memora_patch(request: pytest.FixtureRequest) -> Iterator[Patch]:
     """:func:`memora_lite.patch` active for this test; ``memora_patch.client(project_id)`` opens a client."""
-    options = settings(request)
+    options = _settings(request)
     options.pop("seed", None)
     options.pop("project_id", None)
     path = options.pop("path", None)
     with Patch(None if path in MEMORY_NAMES else _resolve(request, path), **options) as active:
         yield active
+
+
+def _open(request: pytest.FixtureRequest, path: str | os.PathLike[str] | None = MEMORY, *,
+          seed: dict[str, Any] | None = None, **options: Any) -> Memora:
+    client = Memora(path=_resolve(request, path), **options)
+    try:
+        for collection_name, source in (seed or {}).items():
+            seeding.seed(client, collection_name, source, base=request.path.parent)
+    except BaseException:
+        _release(client)
+        raise
+    return client
 
 
 def _resolve(request: pytest.FixtureRequest, path: str | os.PathLike[str] | None) -> str | os.PathLike[str]:

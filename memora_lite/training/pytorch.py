@@ -130,7 +130,9 @@ class MemoraIterableDataset(BatchStream, IterableDataset):  # type: ignore[misc]
     rank, world_size : int, optional
         Default: from ``torch.distributed`` if initialised, else 0 and 1.
     collate_fn : callable, optional
-        Numpy batch to what is yielded; default :func:`collate`.
+        Makes what is yielded from a :class:`RowBatch`; default :func:`collate`. Any
+        collate function that takes a list of samples (``default_collate``, Hugging
+        Face's data collators) works too.
     """
 
     def __init__(self, dataset: MemoraDataset, batch_size: int | None = 32, *, shuffle: bool = True, seed: int = 0,
@@ -151,7 +153,8 @@ class MemoraIterableDataset(BatchStream, IterableDataset):  # type: ignore[misc]
         items = self._iterate(worker, num_workers)
         if self.batch_size is None:
             return items
-        return (self.collate_fn(batch) for batch in items)
+        # A RowBatch: our collate takes its columns whole; any other collate_fn sees a list of rows.
+        return (self.collate_fn(RowBatch(batch)) for batch in items)
 
 
 class MemoraLoader(DataLoader):  # type: ignore[misc]

@@ -99,10 +99,10 @@ class BatchStream:
     # -- state -------------------------------------------------------------------------------------
 
     def set_epoch(self, epoch: int) -> None:
-        """Read epoch ``epoch`` next; a different epoch starts from its beginning."""
+        """Read epoch ``epoch`` next, from its beginning, unless it is the epoch a resumed state is part-way through."""
         if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
             raise InvalidArgumentError(f"set_epoch({epoch!r}); use an int >= 0")
-        if epoch != self.epoch:
+        if epoch != self.epoch or not len(self._indices(self.position)):
             self.epoch, self.position = epoch, 0
 
     def state_dict(self) -> dict[str, int]:
