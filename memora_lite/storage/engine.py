@@ -589,8 +589,8 @@ class CollectionEngine:
                 merged = merged.take(np.argsort(merged.columns[pk], kind="stable"))
             step = self.options.segment_rows
             batches = [merged.take(np.arange(i, min(i + step, len(merged)))) for i in range(0, len(merged), step)]
-            self.memtable = MemTable(pk)
-            self._flush(replace_segments=list(self.segments), new_batches=batches)
+            self.memtable = self._new_memtable()
+            self._flush(replace_segments=list(self.segments), new_batches=batches, stage="compact")
             return {"segments_before": before, "segments_after": len(self.segments), "rows": len(merged)}
 
     # -- reads -------------------------------------------------------------------------------------

@@ -213,24 +213,25 @@ class OsFileSystem(FileSystem):
         return (st.st_ino, st.st_size, st.st_mtime_ns)
 
     def lock(self, path: str) -> object:
-        # POSIX record locks (lockf), not flock: they belong to the process, so children
-        # forked by a writer do not hold them, and kill -9 of the writer frees the lock
-        # even while its children live. They do not exclude a second open in this same
-        # process, so a registry does that.
+        # flock: the lock belongs to this open file description, so nothing else this
+        # process opens and closes (a backup copying the folder, say) can drop it, as it
+        # would a POSIX lockf lock. A forked child would share the description and keep
+        # the lock alive after the writer dies, so children close it at once (see
+        # _forget_locks_in_child); exec'd children never get it (O_CLOEXEC).
         key = os.path.realpath(path)
         with _LOCKS_HELD_MUTEX:
-            if _LOCKS_HELD.get(key, (None, -1))[1] == os.getpid():
+            if key in _LOCKS_HELD:
                 raise LockedError(
                     f"store '{os.path.dirname(path)}' is already open for writing in this process "
                     f"({os.getpid()}); reuse that client, or open this one with read_only=True"
                 )
             fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
             try:
-                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
                 holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
                 os.close(fd)
-                if exc.errno in (errno.EAGAIN, errno.EACCES):
+                if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                     raise LockedError(
                         f"store '{os.path.dirname(path)}' is open for writing by process {holder}; close it "
                         "there, or open this one with read_only=True"
@@ -238,18 +239,28 @@ class OsFileSystem(FileSystem):
                 raise
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-            _LOCKS_HELD[key] = (fd, os.getpid())
+            _LOCKS_HELD[key] = fd
             return key
 
     def unlock(self, handle: object) -> None:
         with _LOCKS_HELD_MUTEX:
-            fd, _ = _LOCKS_HELD.pop(handle, (-1, -1))  # type: ignore[call-overload]
+            fd = _LOCKS_HELD.pop(handle, -1)  # type: ignore[call-overload]
             if fd >= 0:
-                os.close(fd)  # in the locking process this releases the lock; in a forked child it is a no-op
+                os.close(fd)  # the last descriptor of the lock's file description: the lock goes
 
 
-_LOCKS_HELD: dict[str, tuple[int, int]] = {}  # realpath of LOCK -> (descriptor, pid that locked it)
+_LOCKS_HELD: dict[str, int] = {}  # realpath of LOCK -> the descriptor holding its flock
 _LOCKS_HELD_MUTEX = threading.Lock()
+
+
+def _forget_locks_in_child() -> None:
+    """After fork, in the child: close inherited lock descriptors, so only the writer holds its lock."""
+    for fd in _LOCKS_HELD.values():
+        os.close(fd)
+    _LOCKS_HELD.clear()
+
+
+os.register_at_fork(after_in_child=_forget_locks_in_child)
 
 
 # -- in-memory files, with crash simulation -----------------------------------------------------

@@ -2,7 +2,7 @@
 
 Layout (docs/impl.md#files)::
 
-    <root>/<project>/LOCK               locked (POSIX lockf) by the one writer process
+    <root>/<project>/LOCK               flock()ed by the one writer process
     <root>/<project>/<collection>/      one folder per collection: MANIFEST, log, segments
 
 Collection and project names are checked against a strict pattern before any

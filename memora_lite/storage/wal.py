@@ -144,13 +144,17 @@ def _record_at(data: bytes, pos: int) -> int:
 def _damaged(data: bytes, pos: int) -> bool:
     """Is the bad record at ``pos`` damage (raise) rather than a torn or garbage tail (drop)?
 
-    Damage if a valid record follows it anywhere, or if it is the last record and
-    still looks like one: its length field spans exactly the rest of the file, or its
-    payload checksum matches the rest of the file (only its header was hit).
+    A tail, if only zeros follow its header. Otherwise damage if a valid record
+    follows it anywhere, or if it is the last record and still looks like one: its
+    length field spans exactly the rest of the file, or its payload checksum matches
+    the rest of the file (only its header was hit).
     """
     end = len(data)
-    if data.count(0, pos) == end - pos:
-        return False  # zeroed space a power cut left behind
+    if data.count(0, pos + _HEADER) == end - pos - _HEADER:
+        # Everything after the header is zeros: the file grew but the last write's data
+        # never landed (a power cut). A payload is msgpack and never all zeros, so one
+        # flipped bit cannot look like this.
+        return False
     if end - pos >= _HEADER:
         length, _, payload_crc = _HEAD.unpack_from(data, pos)
         if length == end - pos - _HEADER or masked_crc(memoryview(data)[pos + _HEADER :]) == payload_crc:
