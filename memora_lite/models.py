@@ -107,7 +107,7 @@ class Field:
                 raise SchemaError(f"ARRAY field '{name}' cannot hold {element.value} elements")
             object.__setattr__(self, "element_data_type", element)
             capacity = MAX_ARRAY_CAPACITY if self.max_capacity is None else self.max_capacity
-            _check_positive(name, "max_capacity", capacity)
+            _check_positive(name, "max_capacity", capacity, MAX_ARRAY_CAPACITY)
             object.__setattr__(self, "max_capacity", capacity)
         elif element is not None:
             raise SchemaError(f"field '{name}' is {dtype.value}; only ARRAY takes element_data_type")

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from memora_lite.errors import DuplicateIdError, InvalidArgumentError
+from memora_lite.errors import DuplicateIdError, InvalidArgumentError, InvalidNameError
 from memora_lite.models import Field
 from memora_lite.results import Row, to_numpy, to_rows
 from memora_lite.schema import Schema
@@ -56,6 +56,9 @@ class NoSQL:
             self._store.create(collection_name, schema)
 
     def has_collection(self, collection_name: str) -> bool:
+        """Whether the collection exists; a name no collection could have is simply absent."""
+        if not isinstance(collection_name, str):
+            raise InvalidNameError(f"collection name must be a str, not {type(collection_name).__name__}")
         return self._store.exists(collection_name)
 
     def drop_collection(self, collection_name: str) -> None:
@@ -85,7 +88,7 @@ class NoSQL:
         A missing collection is created with primary key ``id`` and a schema inferred
         from ``data``. An existing key raises DuplicateIdError (use :meth:`upsert`).
         """
-        engine = self._store.engines.get(collection_name)
+        engine = self._store.engines.get(collection_name) if type(collection_name) is str else None
         if engine is not None:  # one plain row, the guide's call: checked in one cheap pass, engine-locked
             schema = engine.schema
             values = schema.row_checker(data)
@@ -99,7 +102,7 @@ class NoSQL:
     def upsert(self, collection_name: str, data: Any) -> dict[str, Any]:
         """Insert rows, replacing stored rows that have the same primary key."""
         with self._lock:
-            engine = self._store.engines.get(collection_name)
+            engine = self._store.engines.get(collection_name) if type(collection_name) is str else None
             if engine is not None:
                 schema = engine.schema
                 values = schema.row_checker(data)

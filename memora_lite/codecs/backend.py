@@ -36,6 +36,7 @@ import zstandard
 
 from memora_lite.columns import Ragged
 from memora_lite.errors import CodecError
+from memora_lite.models import MAX_ARRAY_CAPACITY
 
 # --- backend choice -------------------------------------------------------------------------
 
@@ -350,6 +351,10 @@ def _open(buf: Any) -> tuple[TokenHeader, Any]:
         raise CodecError(f"tokens1 block has unknown flags {flags:#04x}")
     if w not in (1, 2, 4, 8) or lw not in (1, 2, 4, 8):
         _raise_status(1)
+    if n_values > n_rows * MAX_ARRAY_CAPACITY:
+        # A trailing run costs a few bytes whatever its length: bound what it may make us allocate.
+        raise CodecError(f"tokens1 block claims {n_values} values in {n_rows} rows; an ARRAY row holds at most "
+                         f"{MAX_ARRAY_CAPACITY}")
     header = TokenHeader(n_rows, n_kept, n_values, base, w, lw)
     payload = view[HEADER_SIZE:]
     if flags & FLAG_ZSTD:

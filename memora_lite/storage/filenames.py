@@ -45,9 +45,10 @@ def parse_number(name: str) -> tuple[str, int] | None:
 def is_valid_collection_name(name: object) -> bool:
     """Milvus' rule: a letter or '_' then letters, digits, '_'; at most 255 characters.
 
-    It admits no '/', '.', NUL or other character that could leave the store folder.
+    It admits no '/', '.', NUL or other character that could leave the store folder,
+    and no name of a file the store keeps beside its collections (``LOCK``, in any case).
     """
-    return isinstance(name, str) and _COLLECTION.fullmatch(name) is not None
+    return isinstance(name, str) and _COLLECTION.fullmatch(name) is not None and name.upper() != LOCK
 
 
 def is_valid_project_name(name: object) -> bool:

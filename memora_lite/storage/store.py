@@ -120,7 +120,7 @@ class Store:
         engine = self.engine(name)
         engine.close(flush=False)
         del self.engines[engine.name]
-        trash = os.path.join(self.folder, f"{filenames.TRASH_PREFIX}{engine.name}")
+        trash = os.path.join(self.folder, f"{filenames.TRASH_PREFIX}{os.getpid()}")  # short: names run to 255
         self.fs.rmtree(trash)
         self.fs.rename(engine.folder, trash)  # one rename: the collection vanishes whole
         self.fs.sync_dir(self.folder)
