@@ -14,6 +14,7 @@ Measure::
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import sys
@@ -26,13 +27,19 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))  # peers.py, whatever pytest's import mode
 
-from peers import ENGINES, Engine  # noqa: E402
+from peers import ENGINES, Engine
 
-from memora_lite.testing.squad import squad_columns, squad_rows  # noqa: E402
+from memora_lite.testing.squad import squad_columns, squad_rows
 
 DEFAULT_ROWS = 20_000
 SMOKE_ROWS = 1_000
 BULK_BATCH = 4_096  # rows per bulk insert call, for every engine
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Importing lance (a peer) registers a fork hook that warns in every later fork of this process,
+    # such as a DataLoader's workers in another benchmark file; pytest would turn that into an error.
+    config.addinivalue_line("filterwarnings", "ignore:lance is not fork-safe:UserWarning")
 
 
 def measuring(config: pytest.Config) -> bool:
@@ -44,6 +51,21 @@ def bench_rows(config: pytest.Config) -> int:
     """Rows in each engine's store: ``MEMORA_BENCH_ROWS`` (default 20,000), or ``SMOKE_ROWS`` when not measuring."""
     wanted = int(os.environ.get("MEMORA_BENCH_ROWS", DEFAULT_ROWS))
     return wanted if measuring(config) else min(wanted, SMOKE_ROWS)
+
+
+def scaling_sizes(config: pytest.Config) -> list[int]:
+    """Store sizes of ``test_scaling``: 20k and 200k rows; 100k, 1M and 10M with ``MEMORA_BENCH_BIG=1``."""
+    if not measuring(config):
+        return [1_000, 5_000]
+    if os.environ.get("MEMORA_BENCH_BIG") == "1":
+        return [100_000, 1_000_000, 10_000_000]
+    return [20_000, 200_000]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize ``scaling_size`` (it depends on whether benchmarks are measured)."""
+    if "scaling_size" in metafunc.fixturenames:
+        metafunc.parametrize("scaling_size", scaling_sizes(metafunc.config))
 
 
 @dataclass
@@ -66,7 +88,9 @@ class Squad:
 def squad(request: pytest.FixtureRequest) -> Squad:
     """SQuAD-shaped rows from :mod:`memora_lite.testing.squad`, made once per run."""
     n = bench_rows(request.config)
-    return Squad(n, list(squad_rows(n)), squad_columns(n))
+    data = Squad(n, list(squad_rows(n)), squad_columns(n))
+    gc.freeze()  # the rows' lists are never garbage: keep the collector from walking them during every benchmark
+    return data
 
 
 @pytest.fixture(params=list(ENGINES))

@@ -5,24 +5,25 @@ The benchmarks (``test_core_workloads.py``) store SQuAD-shaped rows -- ``id``,
 ``attention_mask`` -- in each engine and read them back. An adapter owns one
 folder and offers:
 
-=========================== =============================================================
-verb                        what it does
-=========================== =============================================================
-``fill_row(row)``           store one row dict, durable against ``kill -9`` when the engine
-                            can be (one OS write per call); the guide's ``insert`` loop
-``fill_bulk_rows(rows)``    store a list of row dicts in one call
-``fill_bulk_numpy(cols)``   store a dict of numpy columns (``input_ids`` is ``(n, 384)``)
-``read_range_lists(lo, hi)`` rows with ``lo <= id < hi`` in id order, each indexable by
-                            position: ``[input_ids list, attention_mask list, start, end]``
-``read_range_numpy(lo, hi)`` the same rows as a dict of numpy arrays (2-D for the arrays)
-``get(key)``                one row by id, as a mapping with the four fields
-``scan_numpy(batch)``       every row, as dicts of numpy arrays (``id`` included), streamed
-``bytes_on_disk()``         bytes of every file in the folder
-``close()`` / ``open()``    release and reopen the store (``reopen()`` does both)
-=========================== =============================================================
+============================== ==========================================================
+verb                           what it does
+============================== ==========================================================
+``fill_row(row)``              store one row dict, durable against ``kill -9`` when the
+                               engine can be (one OS write per call); the guide's loop
+``fill_bulk_rows(rows)``       store a list of row dicts in one call
+``fill_bulk_numpy(cols)``      store a dict of numpy columns (``input_ids`` is ``(n, 384)``)
+``read_range_lists(lo, hi)``   rows with ``lo <= id < hi`` in id order, each indexable by
+                               position: ``[input_ids list, attention_mask list, start, end]``
+``read_range_numpy(lo, hi)``   the same rows as a dict of numpy arrays (2-D for the arrays)
+``get(key)``                   one row by id, as a mapping with the four fields
+``scan_numpy(batch)``          every row, as dicts of numpy arrays (``id`` included), streamed
+``bytes_on_disk()``            bytes of every file in the folder
+``close()`` / ``open()``       release and reopen the store (``reopen()`` does both)
+============================== ==========================================================
 
-Each peer uses its fastest documented path for each verb; a verb an engine has no
-path for raises :class:`Unsupported` (shown as "n/a" in the report). Peers other
+Each peer uses its fastest documented path for each verb (each class says which);
+a write verb an engine has no path for is left to the base class, which raises
+:class:`Unsupported` (``Engine.supports`` tells; the report shows "n/a"). Peers other
 than sqlite3, the msgpack file and the numpy memmap are optional (the ``bench``
 extra) and imported only when used; :func:`available` says why one is missing.
 
@@ -40,6 +41,7 @@ fresh process to have an honest baseline::
 from __future__ import annotations
 
 import bisect
+import contextlib
 import importlib
 import importlib.util
 import json
@@ -61,6 +63,7 @@ import numpy as np
 FIELDS = ["input_ids", "attention_mask", "start_token", "end_token"]  # the guide's output_fields
 SEQ_LEN = 384
 COLLECTION = "finetune_data"
+ROW_GROUP_ROWS = 1_024  # Parquet row groups: memora_lite's block size
 
 
 class Unsupported(NotImplementedError):
@@ -72,10 +75,8 @@ def folder_bytes(path: str) -> int:
     total = 0
     for root, _dirs, files in os.walk(path):
         for name in files:
-            try:
+            with contextlib.suppress(FileNotFoundError):  # a file removed while walking (a peer's temp file)
                 total += os.path.getsize(os.path.join(root, name))
-            except FileNotFoundError:  # a file removed while walking (a peer's temp file)
-                pass
     return total
 
 
@@ -524,7 +525,9 @@ def _numpy_row(cols: Mapping[str, np.ndarray], i: int) -> dict[str, Any]:
 
 
 class Parquet(Engine):
-    """Parquet files with zstd (pyarrow): one part file per writing session, one row group per insert call.
+    """Parquet files with zstd (pyarrow): one part file per writing session, row groups of 1,024 rows.
+
+    1,024 rows is memora_lite's block size: a get or a short range decodes as much here as there.
 
     A read decodes the row groups whose ``id`` statistics overlap the range and keeps
     the last one decoded (a one-group cache: consecutive range reads decode each group
@@ -565,7 +568,7 @@ class Parquet(Engine):
         if self.writer is None:
             name = os.path.join(self.path, f"part-{len(self.files) + 1:05d}.parquet")
             self.writer = self.pq.ParquetWriter(name, self.schema, compression="zstd")
-        self.writer.write_table(table)
+        self.writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
 
     def fill_bulk_rows(self, rows: Sequence[Mapping[str, Any]]) -> None:
         pa = _quiet_import("pyarrow")
@@ -747,7 +750,7 @@ class Lance(Engine):
 
 
 class MilvusLite(Engine):
-    """Milvus Lite through ``pymilvus.MilvusClient`` on a local ``.db`` file.
+    """Milvus Lite through ``pymilvus.MilvusClient`` on a local ``.db`` folder (its server runs in this process).
 
     Milvus requires a vector field and an index before it loads a collection: a
     2-dimensional zero vector with a FLAT index is the smallest it accepts. Its
@@ -759,13 +762,15 @@ class MilvusLite(Engine):
     label = "Milvus Lite"
     requires = ("pymilvus", "milvus_lite")
     caps: ClassVar[dict[str, int]] = {"fillrow": 500, "fillbulk_rows": 5000, "readrange_py": 1000,
-                                      "readrange_np": 4096, "readrandom": 300, "open_rounds": 2}
+                                      "readrange_np": 4096, "readrandom": 300, "open_rounds": 2,
+                                      "scan_rounds": 1}
     _VEC: ClassVar[list[float]] = [0.0, 0.0]
 
     def _open(self) -> None:
         pymilvus = _quiet_import("pymilvus")
         logging.getLogger("pymilvus").setLevel(logging.ERROR)  # its query iterator logs a warning per scan
-        self.client = pymilvus.MilvusClient(os.path.join(self.path, "milvus.db"))
+        self.uri = os.path.join(self.path, "milvus.db")
+        self.client = pymilvus.MilvusClient(self.uri)
         if not self.client.has_collection(COLLECTION):
             dt = pymilvus.DataType
             schema = pymilvus.MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -782,8 +787,11 @@ class MilvusLite(Engine):
             self.client.load_collection(COLLECTION)
 
     def _close(self) -> None:
+        from milvus_lite.server_manager import server_manager_instance
+
         self.client.flush(COLLECTION)
         self.client.close()
+        server_manager_instance.release_server(self.uri)  # else its server (a thread here) keeps the files open
 
     def fill_row(self, row: Mapping[str, Any]) -> None:
         self.client.insert(COLLECTION, [{**row, "vec": self._VEC}])

@@ -177,7 +177,7 @@ class MemoraDataset:
         if len(blocks) and blocks[0] == blocks[-1] and np.all(blocks == blocks[0]):
             raw = self._block(int(blocks[0]))
             local = positions - int(blocks[0]) * self.block_rows
-            return RowBatch({name: self._convert(name, column[local]) for name, column in raw.items()})
+            return RowBatch({name: self._convert(name, np.take(column, local, axis=0)) for name, column in raw.items()})
         out: dict[str, np.ndarray] = {}
         for block in np.unique(blocks).tolist():
             where = np.flatnonzero(blocks == block)

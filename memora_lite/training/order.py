@@ -67,10 +67,10 @@ class EpochOrder:
     window_blocks: int = WINDOW_BLOCKS
 
     def __post_init__(self) -> None:
-        for name in ("n", "block_rows", "window_blocks"):
+        for name, least in (("n", 0), ("block_rows", 1), ("window_blocks", 1)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (name != "n"):
-                raise InvalidArgumentError(f"{name}={value!r}; use an int >= {int(name != 'n')}")
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+                raise InvalidArgumentError(f"{name}={value!r}; use an int >= {least}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise InvalidArgumentError(f"seed={self.seed!r}; use an int >= 0")
 
@@ -128,7 +128,7 @@ def rank_indices(n: int, position: int, rank: int, world_size: int, drop_last: b
     >>> rank_indices(5, 0, rank=1, world_size=2, drop_last=True).tolist()   # row 4 not read
     [1, 3]
     """
-    _check_rank(rank, world_size)
+    check_rank(rank, world_size)
     position = min(max(int(position), 0), n)
     remaining = n - position
     if drop_last:
@@ -152,7 +152,7 @@ def worker_batches(indices: np.ndarray, batch_size: int, worker: int, num_worker
         yield indices[lo : lo + batch_size]
 
 
-def _check_rank(rank: int, world_size: int) -> None:
+def check_rank(rank: int, world_size: int) -> None:
     if isinstance(world_size, bool) or not isinstance(world_size, (int, np.integer)) or world_size < 1:
         raise InvalidArgumentError(f"world_size={world_size!r}; use an int >= 1")
     if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 0 <= rank < world_size:

@@ -67,6 +67,12 @@ def collate(batch: RowBatch | Mapping[str, Any] | Sequence[Mapping[str, Any]], *
     trim : str, optional
         A mask field (``"attention_mask"``): cut every column as wide as it to the last
         position any row of the batch uses. Right-padded rows give the same model outputs.
+
+    >>> import pytest; _ = pytest.importorskip("torch")
+    >>> mask = np.array([[1, 1, 0, 0], [1, 0, 0, 0]])
+    >>> batch = collate({"input_ids": mask * 5, "attention_mask": mask}, trim="attention_mask")
+    >>> batch["input_ids"].tolist(), batch["attention_mask"].dtype
+    ([[5, 5], [5, 0]], torch.int64)
     """
     _require_torch()
     if isinstance(batch, RowBatch):

@@ -147,7 +147,11 @@ def best_spans(start_logits: np.ndarray, end_logits: np.ndarray, context_mask: n
 
 
 def span_text(context: str, offset_mapping: np.ndarray, start: int, end: int) -> str:
-    """The context characters that tokens ``start..end`` cover."""
+    """The context characters that tokens ``start..end`` cover.
+
+    >>> span_text("on the Vousurk river", np.array([[0, 2], [3, 6], [7, 14], [15, 20]]), 2, 3)
+    'Vousurk river'
+    """
     return context[int(offset_mapping[start][0]) : int(offset_mapping[end][1])]
 
 
@@ -166,12 +170,20 @@ _PUNCTUATION = frozenset(string.punctuation)
 
 
 def exact_match(prediction: str, answers: Iterable[str]) -> float:
-    """1.0 if the prediction equals any answer after normalisation, else 0.0."""
+    """1.0 if the prediction equals any answer after normalisation, else 0.0.
+
+    >>> exact_match("the Vousurk", ["Vousurk"]), exact_match("Vousurk river", ["Vousurk"])
+    (1.0, 0.0)
+    """
     return float(any(normalize_answer(prediction) == normalize_answer(a) for a in answers))
 
 
 def f1(prediction: str, answers: Iterable[str]) -> float:
-    """The best token-overlap F1 of the prediction against any answer."""
+    """The best token-overlap F1 of the prediction against any answer.
+
+    >>> round(f1("Vousurk river", ["Vousurk", "Ostrin"]), 3)
+    0.667
+    """
     predicted = normalize_answer(prediction).split()
     best = 0.0
     for answer in answers:

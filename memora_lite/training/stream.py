@@ -4,7 +4,9 @@ One pass over a ``BatchStream`` is one epoch of this rank's batches, each a dict
 arrays. The order is :class:`~memora_lite.training.order.EpochOrder`'s block + window
 shuffle; ranks and DataLoader workers split it as ``order.py`` describes. A reader holds
 the rows of the window it is in (two windows at a boundary), gathered from one range read
-per block, so memory stays flat over an epoch and every block is read once per epoch.
+per block, so every block is read at most once per epoch; blocks go through the dataset's
+cache, so when the collection fits there (``cache_bytes``, 256 MiB by default) later
+epochs read nothing. Memory is bounded by that cache plus two windows.
 
 The state is three numbers — ``epoch``, ``position`` (rows of the epoch's order consumed
 by all ranks together) and ``seed`` — so ``state_dict()`` is small, and resuming from it
@@ -36,7 +38,7 @@ import numpy as np
 
 from memora_lite.errors import InvalidArgumentError
 from memora_lite.training.dataset import MemoraDataset
-from memora_lite.training.order import WINDOW_BLOCKS, EpochOrder, _check_rank, rank_indices, worker_batches
+from memora_lite.training.order import WINDOW_BLOCKS, EpochOrder, check_rank, rank_indices, worker_batches
 
 ROW_GROUP = 256  # rows gathered together when the stream yields single rows
 STATE_KEYS = ("epoch", "position", "seed")
@@ -75,7 +77,7 @@ class BatchStream:
             raise InvalidArgumentError(f"batch_size={batch_size!r}; use an int >= 1, or None for single rows")
         if isinstance(window_rows, bool) or not isinstance(window_rows, int) or window_rows < 1:
             raise InvalidArgumentError(f"window_rows={window_rows!r}; use an int >= 1")
-        _check_rank(rank, world_size)
+        check_rank(rank, world_size)
         self.dataset = dataset
         self.batch_size = batch_size
         self.rank, self.world_size, self.drop_last = rank, world_size, drop_last
@@ -181,7 +183,8 @@ class _Window:
         block_size = self.dataset.block_rows
         blocks = positions // block_size
         rows = self.block_at[np.searchsorted(self.block_ids, blocks)] + positions - blocks * block_size
-        return {name: self.dataset._convert(name, column[rows]) for name, column in self.arrays.items()}
+        return {name: self.dataset._convert(name, np.take(column, rows, axis=0))
+                for name, column in self.arrays.items()}
 
     def _hold(self, windows: np.ndarray) -> None:
         wanted = np.sort(np.concatenate(
@@ -194,8 +197,8 @@ class _Window:
                 lo = int(self.block_at[i])
                 size = min(block_size, len(self.dataset) - block * block_size)
                 parts.append({name: column[lo : lo + size] for name, column in self.arrays.items()})
-            else:
-                parts.append(self.dataset.read_block(block))
+            else:  # through the dataset's cache: a later epoch of a collection that fits there reads nothing
+                parts.append(self.dataset._block(block))
         sizes = [len(next(iter(p.values()))) for p in parts]
         self.arrays = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]} if parts else {}
         self.block_ids = wanted

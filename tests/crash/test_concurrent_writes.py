@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from memora_lite import Memora
 
-GROWTHS = 40
+GROWTHS = 25
 
 
 def test_one_row_inserts_racing_schema_growth_read_back_as_written(
@@ -27,7 +27,7 @@ def test_one_row_inserts_racing_schema_growth_read_back_as_written(
 
     def one_row_writer(t: int) -> None:
         try:
-            for i in range(1500):
+            for i in range(800):
                 key = 1 + t * 100_000 + i
                 db.insert("c", {"id": key, "t": [key % 100, 7], "x": 1})
         except Exception as exc:
@@ -64,4 +64,4 @@ def test_one_row_inserts_racing_schema_growth_read_back_as_written(
                               f"{len(errors)} writer errors")
     assert not errors, errors[:3]
     assert wrong == 0, outcome
-    assert count == 1 + 3 * 1500
+    assert count == 1 + 3 * 800

@@ -24,7 +24,6 @@ from typing import Any
 
 import pytest
 
-from memora_lite.errors import MemoraError
 from memora_lite.nosql import NoSQL
 from memora_lite.storage.engine import Options
 from memora_lite.storage.fs import Appender, MemoryFileSystem
@@ -180,7 +179,7 @@ def test_a_power_cut_at_every_sync_opens_to_a_prefix_holding_every_acknowledged_
     store = Store(ROOT, None, Options(durability=durability, flush_bytes=6 << 10), fs=fs)
     work = Workload(NoSQL(store), seed=11 if durability == "full" else 12)
     running.append(work)
-    for _ in range(220):
+    for _ in range(160):
         work.step()
     images.append((power_cut_image(fs), work.acked, work.flushed))
     fs.crash()  # the documented way, once: the same as the last image
@@ -190,8 +189,8 @@ def test_a_power_cut_at_every_sync_opens_to_a_prefix_holding_every_acknowledged_
     for number, (image, acked, flushed) in enumerate(images):
         try:
             got = stored_rows(image, durability)
-        except MemoraError as exc:
-            failed_opens.append(f"cut {number}: {exc}")
+        except Exception as exc:  # any error opening or reading is a failed open
+            failed_opens.append(f"cut {number}: {type(exc).__name__}: {exc}")
             continue
         low = acked if durability == "full" else flushed
         prefixes = [j for j in range(low, min(acked + 1, len(work.states) - 1) + 1)
@@ -205,7 +204,7 @@ def test_a_power_cut_at_every_sync_opens_to_a_prefix_holding_every_acknowledged_
                               f"{len(failed_opens)} failed opens")
     assert not failed_opens, failed_opens[:3]
     assert lost == 0
-    assert matched == len(images) > 200
+    assert matched == len(images) > 100
 
 
 def test_concurrent_writers_with_full_durability_lose_nothing_they_were_told_was_stored(
@@ -251,7 +250,7 @@ def test_concurrent_writers_with_full_durability_lose_nothing_they_were_told_was
     for image, acked_then in images:
         try:
             got = stored_rows(image, "full")
-        except MemoraError:
+        except Exception:
             failed += 1
             continue
         lost += len(acked_then - set(got))

@@ -1,8 +1,9 @@
-"""Prints, at the end of the run, the figure each test in this folder reports.
+"""Figures and sizes for this folder's tests.
 
-A test reports its figure with pytest's ``record_property("figure", "...")`` (before
-it asserts, so a failing test still shows what it measured); this hook prints those
-lines under a header naming the folder.
+* At the end of the run, print the figure each test reports: a test calls pytest's
+  ``record_property("figure", "...")`` before it asserts (so a failing test still
+  shows what it measured), and the lines appear under a header naming the folder.
+* Tests marked ``slow`` (the large sizes) run only when asked for: ``-m slow``.
 """
 
 from __future__ import annotations
@@ -27,3 +28,12 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_sep("-", f"figures: tests/{FOLDER}")
         for _, line in sorted(lines):
             terminalreporter.write_line(line)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if "slow" in (config.option.markexpr or ""):
+        return
+    skip = pytest.mark.skip(reason="a large size: run it with -m slow")
+    for item in items:
+        if f"/{FOLDER}/" in f"/{item.nodeid}" and item.get_closest_marker("slow"):
+            item.add_marker(skip)
