@@ -184,12 +184,12 @@ class MemoraDataset:
             raw = self._block(block)
             local = positions[where] - block * self.block_rows
             for name, column in raw.items():
-                if name not in out:
-                    out[name] = np.empty((len(positions), *column.shape[1:]), dtype=column.dtype)
+                if name not in out:  # in the output dtype: the assignment below converts as it copies
+                    out[name] = np.empty((len(positions), *column.shape[1:]), self.dtypes.get(name, column.dtype))
                 _put(out[name], where, column[local], name, self.collection)
         if not out:
             return RowBatch({name: np.empty(0) for name in self.names})
-        return RowBatch({name: self._convert(name, column) for name, column in out.items()})
+        return RowBatch(out)
 
     def _positions(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         positions = np.asarray(indices, dtype=np.int64).reshape(-1)

@@ -16,6 +16,7 @@ import random
 import subprocess
 import sys
 import textwrap
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -57,9 +58,17 @@ def _crashing_writer(path: str, name: str, fd: int, seed: int) -> None:
         db.flush("c")
 
 
+def _fork() -> int:
+    """``os.fork()``. Python 3.12+ warns when the process has other threads (numpy's BLAS pool counts);
+    the children here touch no lock those threads hold: they open their own clients and end with _exit."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*fork", category=DeprecationWarning)
+        return os.fork()
+
+
 def _crash_once(path: str, name: str, seed: int) -> tuple[int, list[tuple[str, list[int]]]]:
     read_end, write_end = os.pipe()
-    pid = os.fork()
+    pid = _fork()
     if pid == 0:
         status = 0
         try:

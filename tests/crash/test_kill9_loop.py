@@ -17,6 +17,7 @@ import random
 import select
 import signal
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -108,10 +109,18 @@ def _apply(state: dict[int, int], kind: str, keys: list[int]) -> dict[int, int]:
     return after
 
 
+def _fork() -> int:
+    """``os.fork()``. Python 3.12+ warns when the process has other threads (numpy's BLAS pool counts);
+    the children here touch no lock those threads hold: they open their own clients and end with _exit."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*fork", category=DeprecationWarning)
+        return os.fork()
+
+
 def _run_child(path: str, seed: int, delay: float) -> tuple[list[tuple[str, list[int], bool]], bool, int]:
     """Fork a writer, kill it ``delay`` seconds later; its calls as (kind, keys, acknowledged)."""
     read_end, write_end = os.pipe()
-    pid = os.fork()
+    pid = _fork()
     if pid == 0:  # the child never returns into pytest
         status = 3
         try:

@@ -22,6 +22,7 @@ import os
 import random
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -81,9 +82,17 @@ def _reader(path: str, done_flag: str, seed: int) -> dict[str, Any]:
     return report
 
 
+def _fork() -> int:
+    """``os.fork()``. Python 3.12+ warns when the process has other threads (numpy's BLAS pool counts);
+    the children here touch no lock those threads hold: they open their own clients and end with _exit."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*fork", category=DeprecationWarning)
+        return os.fork()
+
+
 def _fork_reader(path: str, done_flag: str, seed: int) -> tuple[int, int]:
     read_end, write_end = os.pipe()
-    pid = os.fork()
+    pid = _fork()
     if pid == 0:
         try:
             os.close(read_end)
