@@ -75,9 +75,9 @@ def run_epoch(loader: Any) -> int:
     return seen
 
 
-def measure(benchmark: Any, name: str, rows: int, make_loader: Callable[[], Any], rounds: int = 3) -> None:
+def measure(benchmark: Any, name: str, rows: int, make_loader: Callable[[], Any]) -> None:
     """Time one epoch per round; record samples/s of the median round under ``name``."""
-    seen = benchmark.pedantic(lambda: run_epoch(make_loader()), rounds=rounds, iterations=1, warmup_rounds=1)
+    seen = benchmark.pedantic(lambda: run_epoch(make_loader()), rounds=3, iterations=1, warmup_rounds=1)
     assert seen == rows  # every configuration read the whole epoch
     benchmark.extra_info["rows"] = rows
     if benchmark.stats is not None and benchmark.stats.stats.median:
@@ -197,7 +197,7 @@ class GuideLoop:
 
 def test_guide_loop(benchmark: Any, store: dict[str, Any], rows: int) -> None:
     with Memora(project_id="YOUR_PROJECT", path=store["path"], read_only=True) as client:
-        measure(benchmark, "guide_loop/0", rows, lambda: GuideLoop(client), rounds=1)
+        measure(benchmark, "guide_loop/0", rows, lambda: GuideLoop(client))
         held_memory("guide_loop/0", lambda: GuideLoop(client))
 
 
