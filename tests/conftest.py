@@ -1,4 +1,11 @@
-"""Fixtures shared by every test folder."""
+"""Fixtures and hooks shared by every test folder.
+
+* ``client`` runs an API test on an in-memory and an on-disk store.
+* Tests marked ``slow`` (the large sizes, the real model) run only when asked for: ``-m slow``.
+* At the end of the run, the figure each test reports is printed, grouped by folder: a
+  test calls ``record_property("figure", "...")`` before it asserts, so a failing test
+  still shows what it measured.
+"""
 
 from __future__ import annotations
 
@@ -35,3 +42,30 @@ def reopen(tmp_path: os.PathLike[str]) -> Callable[[Memora], Memora]:
         return Memora(path=c.path, flush_bytes=64 << 10)
 
     return _reopen
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if "slow" in (config.option.markexpr or ""):
+        return
+    skip = pytest.mark.skip(reason="a large size: run it with -m slow")
+    for item in items:
+        if item.get_closest_marker("slow"):
+            item.add_marker(skip)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    by_folder: dict[str, list[tuple[str, str]]] = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if getattr(report, "when", None) != "call":
+                continue
+            folder = "/".join(report.nodeid.split("/")[:2])
+            by_folder.setdefault(folder, []).extend(
+                (report.nodeid, f"{value}  [{report.outcome}]")
+                for name, value in report.user_properties if name == "figure"
+            )
+    for folder, lines in sorted(by_folder.items()):
+        if lines:
+            terminalreporter.write_sep("-", f"figures: {folder}")
+            for _, line in sorted(lines):
+                terminalreporter.write_line(line)
