@@ -611,18 +611,7 @@ class CollectionEngine:
             residual = None if key_plan.exact else expr
             if residual is not None:
                 needed += [n for n in referenced_fields(residual) if n not in needed]
-            parts = []
-            for segment in self.segments:
-                entry = segment.entry
-                if entry.rows == 0 or not constraint.overlaps(entry.min_pk, entry.max_pk):
-                    continue
-                rows = segment.live_rows(segment_rows(segment.reader, constraint))
-                if len(rows):
-                    parts.append(segment.reader.read_rows(needed, rows, self.schema))
-            view = self.memtable.sorted_view()
-            positions = rows_in_sorted(view.keys, constraint)
-            if len(positions):
-                parts.append(view.batch.select(needed).take(view.rows[positions]))
+            parts = self._gather(constraint, needed)
             if not parts:
                 return self._empty(needed)
             if residual is not None:
@@ -636,6 +625,22 @@ class CollectionEngine:
                 result = result.take(np.arange(min(offset, stop), stop))
             return result.select(list(dict.fromkeys([self.schema.primary_key, *fields])))
 
+    def _gather(self, constraint: KeyConstraint, needed: list[str]) -> list[Batch]:
+        """The live rows the key constraint admits: one Batch per segment touched, then the memtable's."""
+        parts = []
+        for segment in self.segments:
+            entry = segment.entry
+            if entry.rows == 0 or not constraint.overlaps(entry.min_pk, entry.max_pk):
+                continue
+            rows = segment.live_rows(segment_rows(segment.reader, constraint))
+            if len(rows):
+                parts.append(segment.reader.read_rows(needed, rows, self.schema))
+        view = self.memtable.sorted_view()
+        positions = rows_in_sorted(view.keys, constraint)
+        if len(positions):
+            parts.append(view.batch.select(needed).take(view.rows[positions]))
+        return parts
+
     def get(self, keys: Sequence[Any], fields: Sequence[str]) -> Batch:
         """Live rows with these keys, in the order asked (missing keys are skipped)."""
         with self.lock:
@@ -645,13 +650,7 @@ class CollectionEngine:
             wanted = sorted(set(keys))
             constraint = KeyConstraint(points=wanted)
             needed = list(dict.fromkeys([self.schema.primary_key, *fields]))
-            parts = []
-            for segment, rows in self._locate(wanted):
-                parts.append(segment.reader.read_rows(needed, rows, self.schema))
-            view = self.memtable.sorted_view()
-            positions = rows_in_sorted(view.keys, constraint)
-            if len(positions):
-                parts.append(view.batch.select(needed).take(view.rows[positions]))
+            parts = self._gather(constraint, needed)
             if not parts:
                 return self._empty(needed)
             found = Batch.concat(parts)
