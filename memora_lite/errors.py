@@ -95,6 +95,10 @@ class ReadOnlyError(MemoraError, OSError):
     """A write was attempted on a store opened read-only, or one that turned read-only."""
 
 
+class StaleDatasetError(MemoraError, RuntimeError):
+    """Rows a training dataset indexed were deleted, or no longer match its filter: make a new dataset."""
+
+
 class ClosedError(MemoraError, RuntimeError):
     """The client was closed; open a new ``Memora`` to continue."""
 

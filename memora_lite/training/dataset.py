@@ -36,15 +36,11 @@ from typing import Any
 import numpy as np
 
 from memora_lite.client import Memora
-from memora_lite.errors import InvalidArgumentError, MemoraError, SchemaError, did_you_mean
+from memora_lite.errors import InvalidArgumentError, SchemaError, StaleDatasetError, did_you_mean
 from memora_lite.storage.store import MEMORY, resolve_root
 from memora_lite.training.order import BLOCK_ROWS
 
 DEFAULT_CACHE_BYTES = 256 << 20  # decoded blocks per process: all of SQuAD-train's 87,599 rows fit (~134 MB)
-
-
-class StaleDatasetError(MemoraError, RuntimeError):
-    """Rows a dataset indexed were deleted, or no longer match its filter: make a new dataset."""
 
 
 class RowBatch(Sequence):  # type: ignore[type-arg]
