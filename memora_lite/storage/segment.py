@@ -115,6 +115,8 @@ class SegmentReader:
             raise CorruptionError(f"{path}: {size} bytes is too short for a segment")
         trailer = self.file.pread(size - SEGMENT_TRAILER.size, SEGMENT_TRAILER.size)
         footer_offset, footer_len, footer_crc, magic = SEGMENT_TRAILER.unpack(trailer)
+        if self.file.pread(0, len(SEGMENT_MAGIC)) != SEGMENT_MAGIC:
+            raise CorruptionError(f"{path}: bad magic at offset 0; not a memora_lite segment")
         if magic != SEGMENT_MAGIC or footer_offset + footer_len + SEGMENT_TRAILER.size != size:
             raise CorruptionError(f"{path}: bad trailer at offset {size - SEGMENT_TRAILER.size}")
         footer = self.file.pread(footer_offset, footer_len)
