@@ -20,7 +20,7 @@ column then holds a placeholder (0 or ``None``).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -209,7 +209,3 @@ class Batch:
             sum(p.size for p in parts),
             nulls,
         )
-
-    @staticmethod
-    def empty_like(columns: Mapping[str, Column]) -> Batch:
-        return Batch({n: take(c, np.zeros(0, dtype=np.int64)) for n, c in columns.items()}, 0)
