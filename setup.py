@@ -16,10 +16,10 @@ tokens = Extension(
     extra_compile_args=[] if sys.platform == "win32" else ["-O3"],
 )
 
-rowcheck = Extension(
-    "memora_lite._rowcheck",
-    sources=["memora_lite/_rowcheck.pyx"],
+rows = Extension(
+    "memora_lite._rows",
+    sources=["memora_lite/_rows.pyx"],
     extra_compile_args=[] if sys.platform == "win32" else ["-O3"],
 )
 
-setup(ext_modules=cythonize([tokens, rowcheck], compiler_directives={"language_level": "3"}))
+setup(ext_modules=cythonize([tokens, rows], compiler_directives={"language_level": "3"}))

@@ -28,32 +28,6 @@ static inline void mlite_store_le(uint8_t *p, uint64_t v, unsigned width)
         p[b] = (uint8_t)(v >> (8 * b));
 }
 
-/* Native-order store of the low elem_size bytes; memcpy because numpy buffers
- * need not be aligned for the element type. */
-static inline void mlite_store_native(uint8_t *out, uint64_t index, uint64_t v, unsigned elem_size)
-{
-    uint8_t u8;
-    uint16_t u16;
-    uint32_t u32;
-    switch (elem_size) {
-    case 1:
-        u8 = (uint8_t)v;
-        memcpy(out + index, &u8, 1);
-        break;
-    case 2:
-        u16 = (uint16_t)v;
-        memcpy(out + 2 * index, &u16, 2);
-        break;
-    case 4:
-        u32 = (uint32_t)v;
-        memcpy(out + 4 * index, &u32, 4);
-        break;
-    default:
-        memcpy(out + 8 * index, &v, 8);
-        break;
-    }
-}
-
 static int mlite_valid_width(unsigned width)
 {
     return width == 1 || width == 2 || width == 4 || width == 8;
@@ -168,88 +142,184 @@ int mlite_tokens_check(const uint8_t *body, size_t body_len, const mlite_tokens_
     return MLITE_OK;
 }
 
-/* Specialised per (value width, element size) by constant arguments. A stored s
- * is in range when s - min_off <= span (unsigned), which lets the kept loop run
- * without a branch; the row is rejected after it is written. */
-static inline int mlite_unpack_impl(const uint8_t *body, const mlite_tokens_header *h, uint8_t *out,
-                                    uint64_t min_off, uint64_t span, int64_t *offsets,
-                                    const unsigned w, const unsigned elem_size)
+/* Little-endian to host order for the typed loops below (the identity on little-endian hosts). */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define MLITE_LE8(x) (x)
+#define MLITE_LE16(x) __builtin_bswap16(x)
+#define MLITE_LE32(x) __builtin_bswap32(x)
+#define MLITE_LE64(x) __builtin_bswap64(x)
+#else
+#define MLITE_LE8(x) (x)
+#define MLITE_LE16(x) (x)
+#define MLITE_LE32(x) (x)
+#define MLITE_LE64(x) (x)
+#endif
+
+/* Decoding one row: copy its k kept values (stored type ST, little-endian) to k native
+ * elements of the output's unsigned type OT, adding base, while folding the stored
+ * minimum and maximum into *lo / *hi; then fill the trailing run. One function per
+ * (ST, OT) pair, written as plain typed loops so the compiler vectorises them; memcpy
+ * because neither buffer need be aligned. OT arithmetic wraps exactly as the low
+ * bytes of the 64-bit sum would. */
+typedef void (*mlite_copy_fn)(const uint8_t *src, uint8_t *dst, uint64_t k, uint64_t base,
+                              uint64_t *lo, uint64_t *hi);
+typedef void (*mlite_fill_fn)(uint8_t *dst, uint64_t count, uint64_t value);
+
+#define MLITE_COPY(NAME, ST, OT, LE)                                                              \
+    static void NAME(const uint8_t *src, uint8_t *dst, uint64_t k, uint64_t base, uint64_t *lo,  \
+                     uint64_t *hi)                                                                \
+    {                                                                                             \
+        const OT b = (OT)base;                                                                    \
+        ST mn = (ST)~(ST)0, mx = 0;                                                               \
+        uint64_t j;                                                                               \
+        for (j = 0; j < k; j++) {                                                                 \
+            ST s;                                                                                 \
+            OT o;                                                                                 \
+            memcpy(&s, src + j * sizeof(ST), sizeof(ST));                                         \
+            s = LE(s);                                                                            \
+            mn = s < mn ? s : mn;                                                                 \
+            mx = s > mx ? s : mx;                                                                 \
+            o = (OT)(b + (OT)s);                                                                  \
+            memcpy(dst + j * sizeof(OT), &o, sizeof(OT));                                         \
+        }                                                                                         \
+        if (k) {                                                                                  \
+            *lo = mn < *lo ? mn : *lo;                                                            \
+            *hi = mx > *hi ? mx : *hi;                                                            \
+        }                                                                                         \
+    }
+
+#define MLITE_FILL(NAME, OT)                                                                      \
+    static void NAME(uint8_t *dst, uint64_t count, uint64_t value)                                \
+    {                                                                                             \
+        const OT o = (OT)value;                                                                   \
+        uint64_t j;                                                                               \
+        for (j = 0; j < count; j++)                                                               \
+            memcpy(dst + j * sizeof(OT), &o, sizeof(OT));                                         \
+    }
+
+#define MLITE_COPY_ROW(S, ST, LE)                                                                 \
+    MLITE_COPY(mlite_copy_##S##_1, ST, uint8_t, LE)                                               \
+    MLITE_COPY(mlite_copy_##S##_2, ST, uint16_t, LE)                                              \
+    MLITE_COPY(mlite_copy_##S##_4, ST, uint32_t, LE)                                              \
+    MLITE_COPY(mlite_copy_##S##_8, ST, uint64_t, LE)
+
+MLITE_COPY_ROW(1, uint8_t, MLITE_LE8)
+MLITE_COPY_ROW(2, uint16_t, MLITE_LE16)
+MLITE_COPY_ROW(4, uint32_t, MLITE_LE32)
+MLITE_COPY_ROW(8, uint64_t, MLITE_LE64)
+MLITE_FILL(mlite_fill_1, uint8_t)
+MLITE_FILL(mlite_fill_2, uint16_t)
+MLITE_FILL(mlite_fill_4, uint32_t)
+MLITE_FILL(mlite_fill_8, uint64_t)
+
+static unsigned mlite_width_slot(unsigned width)
 {
+    return width == 1 ? 0 : width == 2 ? 1 : width == 4 ? 2 : 3;
+}
+
+static const mlite_copy_fn mlite_copy_fns[4][4] = {
+    {mlite_copy_1_1, mlite_copy_1_2, mlite_copy_1_4, mlite_copy_1_8},
+    {mlite_copy_2_1, mlite_copy_2_2, mlite_copy_2_4, mlite_copy_2_8},
+    {mlite_copy_4_1, mlite_copy_4_2, mlite_copy_4_4, mlite_copy_4_8},
+    {mlite_copy_8_1, mlite_copy_8_2, mlite_copy_8_4, mlite_copy_8_8},
+};
+static const mlite_fill_fn mlite_fill_fns[4] = {mlite_fill_1, mlite_fill_2, mlite_fill_4,
+                                                mlite_fill_8};
+
+int mlite_tokens_unpack_rows(const uint8_t *body, size_t body_len, const mlite_tokens_header *h,
+                             uint64_t first, uint64_t count, uint64_t kept_before, int64_t width,
+                             void *out, size_t out_len, unsigned elem_size, int64_t lo, int64_t hi,
+                             int64_t *offsets)
+{
+    uint64_t size, min_off = 0, span = 0, i, pos = 0, used = kept_before;
+    const int none_fit = hi < h->base || lo > hi;
     const uint64_t n = h->n_rows, base = (uint64_t)h->base;
-    const unsigned lw = h->lw;
-    const uint8_t *lens = body, *keeps = body + n * lw, *runs = keeps + n * lw, *vals = runs + n * w;
-    uint64_t i, pos = 0, used = 0;
+    const unsigned w = h->w, lw = h->lw;
+    const uint8_t *lens, *keeps, *runs, *vals;
+    uint8_t *dest = (uint8_t *)out;
+    mlite_copy_fn copy;
+    mlite_fill_fn fill;
+    int status = mlite_tokens_body_size(h, &size);
+    if (status != MLITE_OK)
+        return status;
+    if (size != (uint64_t)body_len || first > n || count > n - first || kept_before > h->n_kept)
+        return MLITE_E_BODY;
+    if (!mlite_valid_width(elem_size))
+        return MLITE_E_OUT;
+    /* value = base + s lies in [lo, hi] exactly when s lies in [min_off, min_off + span]. */
+    if (!none_fit) { /* else no value fits: any row holding a value fails the range test */
+        min_off = lo > h->base ? (uint64_t)lo - (uint64_t)h->base : 0;
+        span = (uint64_t)hi - (uint64_t)h->base - min_off;
+    }
+    copy = mlite_copy_fns[mlite_width_slot(w)][mlite_width_slot(elem_size)];
+    fill = mlite_fill_fns[mlite_width_slot(elem_size)];
+    lens = body;
+    keeps = body + n * lw;
+    runs = keeps + n * lw;
+    vals = runs + n * w + kept_before * w;
     if (offsets)
         offsets[0] = 0;
-    for (i = 0; i < n; i++) {
+    /* Every row is bounded by the counts read here, whatever the body holds: it may be
+     * shared memory that changed since it was checked. A row is written, then judged. */
+    for (i = first; i < first + count; i++) {
         const uint64_t l = mlite_load_le(lens + i * lw, lw), k = mlite_load_le(keeps + i * lw, lw);
-        uint64_t j, bad = 0;
-        /* Checked already, but the body may be shared memory (an mmap): bound every row
-         * by the lengths actually read here, so a concurrent writer cannot cause an overrun. */
-        if (k > l || l > h->n_values - pos || k > h->n_kept - used)
+        uint64_t lo_s = UINT64_MAX, hi_s = 0;
+        if (k > l || k > h->n_kept - used)
             return MLITE_E_BODY;
-        for (j = 0; j < k; j++) {
-            const uint64_t s = mlite_load_le(vals + j * w, w);
-            bad |= (uint64_t)(s - min_off > span);
-            mlite_store_native(out, pos + j, base + s, elem_size);
-        }
+        if (width >= 0 && l != (uint64_t)width)
+            return MLITE_E_DENSE;
+        if (l > out_len - pos)
+            return MLITE_E_OUT;
+        copy(vals, dest + pos * elem_size, k, base, &lo_s, &hi_s);
         if (l > k) {
             const uint64_t s = mlite_load_le(runs + i * w, w);
-            bad |= (uint64_t)(s - min_off > span);
-            for (j = k; j < l; j++)
-                mlite_store_native(out, pos + j, base + s, elem_size);
+            lo_s = s < lo_s ? s : lo_s;
+            hi_s = s > hi_s ? s : hi_s;
+            fill(dest + (pos + k) * elem_size, l - k, base + s);
         }
-        if (bad)
+        if (l && (none_fit || lo_s < min_off || hi_s - min_off > span))
             return MLITE_E_RANGE;
         vals += k * w;
         used += k;
         pos += l;
         if (offsets)
-            offsets[i + 1] = (int64_t)pos;
+            offsets[i - first + 1] = (int64_t)pos;
     }
-    return MLITE_OK;
+    return pos == out_len ? MLITE_OK : MLITE_E_OUT;
 }
-
-#define MLITE_UNPACK_ES(W)                                                                        \
-    switch (elem_size) {                                                                          \
-    case 1:                                                                                       \
-        return mlite_unpack_impl(body, h, (uint8_t *)out, min_off, span, offsets, W, 1);         \
-    case 2:                                                                                       \
-        return mlite_unpack_impl(body, h, (uint8_t *)out, min_off, span, offsets, W, 2);         \
-    case 4:                                                                                       \
-        return mlite_unpack_impl(body, h, (uint8_t *)out, min_off, span, offsets, W, 4);         \
-    default:                                                                                      \
-        return mlite_unpack_impl(body, h, (uint8_t *)out, min_off, span, offsets, W, 8);         \
-    }
 
 int mlite_tokens_unpack(const uint8_t *body, size_t body_len, const mlite_tokens_header *h,
                         int64_t width, void *out, size_t out_len, unsigned elem_size, int64_t lo,
                         int64_t hi, int64_t *offsets)
 {
-    uint64_t min_off, span;
     int status = mlite_tokens_check(body, body_len, h, width);
     if (status != MLITE_OK)
         return status;
     if ((uint64_t)out_len != h->n_values || !mlite_valid_width(elem_size))
         return MLITE_E_OUT;
-    /* value = base + s lies in [lo, hi] exactly when s lies in [min_off, min_off + span]. */
-    if (hi < h->base || lo > hi) {
-        /* No value fits, so only a block without values decodes; it reads no value. */
-        if (h->n_values > 0)
-            return MLITE_E_RANGE;
-        min_off = span = 0;
-    } else {
-        min_off = lo > h->base ? (uint64_t)lo - (uint64_t)h->base : 0;
-        span = (uint64_t)hi - (uint64_t)h->base - min_off;
+    return mlite_tokens_unpack_rows(body, body_len, h, 0, h->n_rows, 0, width, out, out_len, elem_size,
+                                    lo, hi, offsets);
+}
+
+int mlite_tokens_index(const uint8_t *body, size_t body_len, const mlite_tokens_header *h,
+                       int64_t *starts, int64_t *kept_starts, int64_t *uniform)
+{
+    const unsigned lw = h->lw;
+    uint64_t i, sum_l = 0, sum_k = 0, first = h->n_rows ? mlite_load_le(body, lw) : 0;
+    int same = 1;
+    int status = mlite_tokens_check(body, body_len, h, -1);
+    if (status != MLITE_OK)
+        return status;
+    starts[0] = kept_starts[0] = 0;
+    for (i = 0; i < h->n_rows; i++) {
+        const uint64_t l = mlite_load_le(body + i * lw, lw);
+        same &= l == first;
+        sum_l += l;
+        sum_k += mlite_load_le(body + (h->n_rows + i) * lw, lw);
+        starts[i + 1] = (int64_t)sum_l;
+        kept_starts[i + 1] = (int64_t)sum_k;
     }
-    switch (h->w) {
-    case 1:
-        MLITE_UNPACK_ES(1)
-    case 2:
-        MLITE_UNPACK_ES(2)
-    case 4:
-        MLITE_UNPACK_ES(4)
-    default:
-        MLITE_UNPACK_ES(8)
-    }
+    /* check bounded every length by the body size, so first fits int64 */
+    *uniform = same ? (int64_t)first : -1;
+    return MLITE_OK;
 }

@@ -83,4 +83,27 @@ int mlite_tokens_unpack(const uint8_t *body, size_t body_len, const mlite_tokens
                         int64_t width, void *out, size_t out_len, unsigned elem_size, int64_t lo,
                         int64_t hi, int64_t *offsets);
 
+/*
+ * Decode rows first .. first + count - 1 into out (as mlite_tokens_unpack), given
+ * kept_before, the sum of K over the rows before first (mlite_tokens_index gives
+ * it). out must hold exactly those rows' values (else MLITE_E_OUT); offsets, when
+ * not NULL, receives count + 1 offsets into out. Checks the body size and bounds
+ * every row by the counts it reads, so no argument or body byte makes it read or
+ * write out of bounds; a body not yet validated by mlite_tokens_check may decode
+ * to garbage values or fail, never overrun.
+ */
+int mlite_tokens_unpack_rows(const uint8_t *body, size_t body_len, const mlite_tokens_header *h,
+                             uint64_t first, uint64_t count, uint64_t kept_before, int64_t width,
+                             void *out, size_t out_len, unsigned elem_size, int64_t lo, int64_t hi,
+                             int64_t *offsets);
+
+/*
+ * Validate a body (as mlite_tokens_check with no width) and fill the row index:
+ * starts[i] = sum of L over rows < i, kept_starts[i] = sum of K over rows < i,
+ * n_rows + 1 entries each. Together they let any row range decode on its own.
+ * *uniform receives the length every row shares (0 for no rows), or -1.
+ */
+int mlite_tokens_index(const uint8_t *body, size_t body_len, const mlite_tokens_header *h,
+                       int64_t *starts, int64_t *kept_starts, int64_t *uniform);
+
 #endif

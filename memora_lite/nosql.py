@@ -25,7 +25,7 @@ import numpy as np
 
 from memora_lite.errors import DuplicateIdError, InvalidArgumentError, InvalidNameError
 from memora_lite.models import Field
-from memora_lite.results import Row, to_numpy, to_rows
+from memora_lite.results import Row, rows_from_columns, to_numpy, to_rows
 from memora_lite.schema import Schema
 from memora_lite.storage.engine import CollectionEngine
 from memora_lite.storage.store import Store
@@ -175,8 +175,8 @@ class NoSQL:
             n = len(engine.query(filter, [], limit, offset))
             return {"data": [Row({COUNT: n}, (COUNT,))]}
         order = _output_order(engine.schema, output_fields, collection_name)
-        batch = engine.query(filter, order, limit, offset)
-        return {"data": to_numpy(batch, order) if output == "numpy" else to_rows(batch, order)}
+        columns = engine.read(filter, order, limit, offset, output)
+        return {"data": columns if output == "numpy" else rows_from_columns(columns, order)}
 
     def get(self, collection_name: str, key: Any = None, ids: Sequence[Any] | None = None,
             output_fields: Sequence[str] | None = None, output: str = "rows") -> dict[str, Any]:

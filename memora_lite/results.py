@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from memora_lite._rows import build_rows
 from memora_lite.columns import Batch, Column, Ragged
 
 
@@ -49,11 +50,24 @@ def column_to_list(column: Column, nulls: np.ndarray | None) -> list[Any]:
     return values
 
 
+def to_lists(batch: Batch, order: Sequence[str]) -> dict[str, list[Any]]:
+    """Each column of ``batch`` named in ``order`` as a list of Python values."""
+    return {n: column_to_list(batch.columns[n], batch.null_mask(n)) for n in order}
+
+
+def rows_from_columns(columns: dict[str, list[Any]], order: Sequence[str]) -> list[Row]:
+    """Rows from equal-length lists of values; dict keys in ``order`` (which names every list).
+
+    >>> rows_from_columns({"id": [1, 2], "x": ["a", "b"]}, ["x", "id"])[1][0]
+    'b'
+    """
+    names = tuple(order)
+    return build_rows(Row, names, [columns[n] for n in names])  # type: ignore[no-any-return]
+
+
 def to_rows(batch: Batch, order: Sequence[str]) -> list[Row]:
     """Rows of ``batch``; dict keys in ``order`` (which includes every column)."""
-    names = tuple(order)
-    columns = [column_to_list(batch.columns[n], batch.null_mask(n)) for n in names]
-    return [Row(zip(names, values), names) for values in zip(*columns)]
+    return rows_from_columns(to_lists(batch, order), order)
 
 
 def to_numpy(batch: Batch, order: Sequence[str]) -> dict[str, np.ndarray]:

@@ -328,7 +328,7 @@ class RowChecker:
 
 def _fast_check(f: Field) -> Any:
     """A function returning the stored form of a value of ``f``, or None to decline; None if ``f`` has none."""
-    from memora_lite._rowcheck import pack_int_list
+    from memora_lite._rows import pack_int_list
 
     if f.nullable:
         return None

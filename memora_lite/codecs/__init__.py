@@ -19,17 +19,20 @@ smaller. Byte layouts: ``docs/format.md``.
 
 from memora_lite.codecs.backend import (
     BACKEND,
+    TokenBlock,
     decode_tokens,
     decode_tokens_dense,
     decode_tokens_lists,
     encode_token_lists,
     encode_tokens,
     flatten_int_lists,
+    open_block,
 )
-from memora_lite.codecs.column import decode_column, encode_column
+from memora_lite.codecs.column import decode_column, encode_column, open_column
 
 __all__ = [
     "BACKEND",
+    "TokenBlock",
     "decode_column",
     "decode_tokens",
     "decode_tokens_dense",
@@ -38,4 +41,6 @@ __all__ = [
     "encode_token_lists",
     "encode_tokens",
     "flatten_int_lists",
+    "open_block",
+    "open_column",
 ]

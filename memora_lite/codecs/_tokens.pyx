@@ -10,8 +10,10 @@ cimport cython
 from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.long cimport PyLong_FromLongLong
 from cpython.number cimport PyNumber_Index
+from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
-from libc.stdint cimport int64_t, uint8_t, uint64_t
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.stdint cimport INT64_MAX, INT64_MIN, int64_t, uint8_t, uint64_t
 
 import numpy as np
 
@@ -35,7 +37,15 @@ cdef extern from "mlite_tokens.h" nogil:
     int mlite_tokens_unpack(const uint8_t *body, size_t body_len, const mlite_tokens_header *h,
                             int64_t width, void *out, size_t out_len, unsigned elem_size,
                             int64_t lo, int64_t hi, int64_t *offsets)
+    int mlite_tokens_unpack_rows(const uint8_t *body, size_t body_len, const mlite_tokens_header *h,
+                                 uint64_t first, uint64_t count, uint64_t kept_before, int64_t width,
+                                 void *out, size_t out_len, unsigned elem_size, int64_t lo, int64_t hi,
+                                 int64_t *offsets)
+    int mlite_tokens_index(const uint8_t *body, size_t body_len, const mlite_tokens_header *h,
+                           int64_t *starts, int64_t *kept_starts, int64_t *uniform)
 
+
+DEF MLITE_E_BODY_STATUS = 2  # MLITE_E_BODY in mlite_tokens.h
 
 # Stands in for the data pointer of an empty buffer, which a memoryview cannot index.
 cdef uint64_t _EMPTY[1]
@@ -126,24 +136,67 @@ def unpack(const uint8_t[::1] body, object header, int64_t width, uint8_t[::1] o
     """
     cdef mlite_tokens_header h = _header(header)
     cdef const uint8_t *data = _bytes_ptr(body)
-    cdef size_t size = body.shape[0]
+    cdef size_t size = body.shape[0], out_len = _out_len(out, elem_size)
     cdef void *dest = &out[0] if out.shape[0] else <void *>_EMPTY
-    cdef size_t out_len
-    cdef int64_t[::1] starts
-    cdef int64_t *starts_ptr = NULL
+    cdef int64_t *starts = _offsets_ptr(offsets, h.n_rows + 1)
     cdef int status
+    with nogil:
+        status = mlite_tokens_unpack(data, size, &h, width, dest, out_len, elem_size, lo, hi, starts)
+    return status
+
+
+def unpack_rows(const uint8_t[::1] body, object header, uint64_t first, uint64_t count,
+                uint64_t kept_before, int64_t width, uint8_t[::1] out, unsigned elem_size,
+                int64_t lo, int64_t hi, object offsets) -> int:
+    """Decode rows ``first .. first + count - 1`` into ``out`` (their values exactly), as :func:`unpack`.
+
+    ``kept_before`` is the block's kept count before row ``first`` (from :func:`index`);
+    ``offsets`` (int64, ``count + 1``) is filled when given.
+    """
+    cdef mlite_tokens_header h = _header(header)
+    cdef const uint8_t *data = _bytes_ptr(body)
+    cdef size_t size = body.shape[0], out_len = _out_len(out, elem_size)
+    cdef void *dest = &out[0] if out.shape[0] else <void *>_EMPTY
+    cdef int64_t *starts = _offsets_ptr(offsets, count + 1)
+    cdef int status
+    with nogil:
+        status = mlite_tokens_unpack_rows(data, size, &h, first, count, kept_before, width, dest, out_len,
+                                          elem_size, lo, hi, starts)
+    return status
+
+
+def index(const uint8_t[::1] body, object header, int64_t[::1] starts, int64_t[::1] kept_starts) -> tuple:
+    """Validate ``body`` and fill ``starts`` / ``kept_starts`` (``n_rows + 1`` each) with the
+    running sums of row lengths and kept lengths.
+
+    Returns ``(status, uniform)``: ``uniform`` is the length every row shares, or -1.
+    """
+    cdef mlite_tokens_header h = _header(header)
+    cdef const uint8_t *data = _bytes_ptr(body)
+    cdef size_t size = body.shape[0]
+    cdef int status
+    cdef int64_t uniform = -1
+    if <uint64_t>starts.shape[0] != h.n_rows + 1 or <uint64_t>kept_starts.shape[0] != h.n_rows + 1:
+        raise ValueError("starts and kept_starts must hold n_rows + 1 entries")
+    with nogil:
+        status = mlite_tokens_index(data, size, &h, &starts[0], &kept_starts[0], &uniform)
+    return status, uniform
+
+
+cdef size_t _out_len(uint8_t[::1] out, unsigned elem_size) except? 0:
     if elem_size not in (1, 2, 4, 8) or out.shape[0] % elem_size:
         raise ValueError(f"out must hold whole elements of 1, 2, 4 or 8 bytes, not {elem_size}")
-    out_len = out.shape[0] // elem_size
-    if offsets is not None:
-        starts = offsets
-        if <uint64_t>starts.shape[0] != h.n_rows + 1:
-            raise ValueError("offsets must hold n_rows + 1 entries")
-        starts_ptr = &starts[0]
-    with nogil:
-        status = mlite_tokens_unpack(data, size, &h, width, dest, out_len, elem_size, lo, hi,
-                                     starts_ptr)
-    return status
+    return out.shape[0] // elem_size
+
+
+cdef int64_t *_offsets_ptr(object offsets, uint64_t entries) except? NULL:
+    cdef int64_t[::1] starts
+    if offsets is None:
+        return NULL
+    starts = offsets
+    if <uint64_t>starts.shape[0] != entries:
+        raise ValueError(f"offsets must hold {entries} entries")
+    return &starts[0]
 
 
 @cython.boundscheck(True)
@@ -172,11 +225,47 @@ def flatten_lists(object rows) -> tuple:
     return values, offsets
 
 
+# Token ids repeat: every row of a vocabulary's texts draws on the same few thousand ints. Lists
+# share one int object per value below this bound (CPython itself shares -5..256), so a row
+# costs a pointer copy per element, not an allocation, and freeing it later costs no free.
+DEF SHARED_INTS = 1 << 16
+cdef PyObject *_shared[SHARED_INTS]  # the table holds one reference to each, for the process's life
+
+
+cdef extern from "Python.h":
+    # Raw PyObject* forms: the loop below manages every reference itself.
+    void Py_INCREF_PTR "Py_INCREF"(PyObject *o)
+    void PyList_SET_ITEM_PTR "PyList_SET_ITEM"(object list, Py_ssize_t i, PyObject *o)
+    PyObject *PyLong_FromLongLong_PTR "PyLong_FromLongLong"(long long v)
+
+
+cdef int _fill_list(list row, const int64_t *values, Py_ssize_t n) except -1:
+    """Set ``row[j] = int(values[j])`` for a fresh list of ``n`` empty slots."""
+    cdef Py_ssize_t j
+    cdef int64_t v
+    cdef PyObject *item
+    for j in range(n):
+        v = values[j]
+        if <uint64_t>v < SHARED_INTS:
+            item = _shared[v]
+            if item is NULL:
+                item = PyLong_FromLongLong_PTR(v)
+                if item is NULL:
+                    raise MemoryError()
+                _shared[v] = item
+            Py_INCREF_PTR(item)
+        else:
+            item = PyLong_FromLongLong_PTR(v)
+            if item is NULL:
+                raise MemoryError()
+        PyList_SET_ITEM_PTR(row, j, item)
+    return 0
+
+
 def build_lists(const int64_t[::1] values, const int64_t[::1] offsets) -> list:
     """Rows of a flat int64 array as Python lists of ints."""
-    cdef Py_ssize_t n = offsets.shape[0] - 1, i, j, start, end
+    cdef Py_ssize_t n = offsets.shape[0] - 1, i
     cdef list out, row
-    cdef object item
     if n < 0 or offsets[0] != 0 or offsets[n] != values.shape[0]:
         raise ValueError("offsets must start at 0 and end at len(values)")
     for i in range(n):
@@ -184,13 +273,48 @@ def build_lists(const int64_t[::1] values, const int64_t[::1] offsets) -> list:
             raise ValueError("offsets must not decrease")
     out = PyList_New(n)
     for i in range(n):
-        start = offsets[i]
-        end = offsets[i + 1]
-        row = PyList_New(end - start)
-        for j in range(end - start):
-            item = PyLong_FromLongLong(values[start + j])
-            Py_INCREF(item)
-            PyList_SET_ITEM(row, j, item)
+        row = PyList_New(offsets[i + 1] - offsets[i])
         Py_INCREF(row)
-        PyList_SET_ITEM(out, i, row)
+        PyList_SET_ITEM(out, i, row)  # in the outer list first: a failure below frees it with the list
+        if offsets[i + 1] > offsets[i]:
+            _fill_list(row, &values[offsets[i]], offsets[i + 1] - offsets[i])
     return out
+
+
+def unpack_lists(const uint8_t[::1] body, object header, uint64_t first, uint64_t count,
+                 uint64_t kept_before, uint64_t n_values) -> tuple:
+    """Rows ``first .. first + count - 1`` as Python lists of ints: ``(status, rows)``.
+
+    ``n_values`` is their total length (from :func:`index`); ``rows`` is None unless
+    ``status`` is 0. Decodes into a C buffer, then fills the lists from it.
+    """
+    cdef mlite_tokens_header h = _header(header)
+    cdef const uint8_t *data = _bytes_ptr(body)
+    cdef size_t size = body.shape[0]
+    cdef int64_t *values
+    cdef int64_t *offsets
+    cdef int status
+    cdef Py_ssize_t i
+    cdef list out, row
+    if count > h.n_rows or n_values > h.n_values:
+        return MLITE_E_BODY_STATUS, None
+    values = <int64_t *>PyMem_Malloc((n_values + count + 1) * sizeof(int64_t))
+    if values is NULL:
+        raise MemoryError()
+    offsets = values + n_values
+    try:
+        with nogil:
+            status = mlite_tokens_unpack_rows(data, size, &h, first, count, kept_before, -1, values,
+                                              n_values, 8, INT64_MIN, INT64_MAX, offsets)
+        if status:
+            return status, None
+        out = PyList_New(count)
+        for i in range(<Py_ssize_t>count):
+            row = PyList_New(offsets[i + 1] - offsets[i])
+            Py_INCREF(row)
+            PyList_SET_ITEM(out, i, row)
+            if offsets[i + 1] > offsets[i]:
+                _fill_list(row, values + offsets[i], offsets[i + 1] - offsets[i])
+        return 0, out
+    finally:
+        PyMem_Free(values)

@@ -22,6 +22,7 @@ functions use the live one.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import operator
 import os
@@ -82,7 +83,7 @@ def zstd_compress(data: Any, level: int) -> bytes:
     return compressor.compress(data)  # type: ignore[no-any-return]
 
 
-def zstd_decompress(frame: Any, expected: int | None, what: str) -> bytes:
+def zstd_decompress(frame: Any, expected: int | None, what: str, scratch: bool = False) -> Any:
     """The content of one zstd frame, refusing any size the input cannot honestly hold.
 
     Parameters
@@ -94,6 +95,10 @@ def zstd_decompress(frame: Any, expected: int | None, what: str) -> bytes:
         the frame records (still bounded by ``MAX_ZSTD_RATIO``).
     what : str
         Names the thing being decoded in error messages.
+    scratch : bool
+        Decompress into this thread's scratch buffer and return a memoryview of
+        it, valid until the thread's next scratch call: for content read once and
+        dropped, which then costs no allocation (and no fresh pages) per call.
 
     Raises
     ------
@@ -120,6 +125,8 @@ def zstd_decompress(frame: Any, expected: int | None, what: str) -> bytes:
         decompressor = _zstd_contexts.__dict__.get("decompressor")
         if decompressor is None:
             decompressor = _zstd_contexts.decompressor = zstandard.ZstdDecompressor()
+        if scratch:
+            return _decompress_to_scratch(decompressor, frame, declared, what)
         content = decompressor.decompress(
             frame, max_output_size=declared, allow_extra_data=False
         )
@@ -128,6 +135,23 @@ def zstd_decompress(frame: Any, expected: int | None, what: str) -> bytes:
     if len(content) != declared:  # zstandard returns b"" for a 0-byte frame without reading on
         raise CodecError(f"{what}: zstd frame decoded to {len(content)} bytes, not {declared}")
     return content
+
+
+def _decompress_to_scratch(decompressor: Any, frame: Any, size: int, what: str) -> memoryview:
+    buffer = _zstd_contexts.__dict__.get("scratch")
+    if buffer is None or len(buffer) < size:
+        buffer = _zstd_contexts.scratch = bytearray(max(size, 2 * len(buffer or b"")))
+    view = memoryview(buffer)[:size]
+    got = 0
+    with decompressor.stream_reader(frame) as reader:
+        while got < size:
+            n = reader.readinto(view[got:])
+            if not n:
+                break
+            got += n
+    if got != size:
+        raise CodecError(f"{what}: zstd frame decoded to {got} bytes, not {size}")
+    return view
 
 
 # --- tokens1 ----------------------------------------------------------------------------------
@@ -175,6 +199,7 @@ def _raise_status(status: int) -> None:
         raise CodecError(f"tokens1 block: {STATUS_MESSAGES.get(status, f'kernel status {status}')}")
 
 
+@functools.cache
 def _int_range(dtype: np.dtype) -> tuple[int, int]:
     """The values ``dtype`` holds, clipped to int64 (every stored value is an int64)."""
     if dtype.kind not in "iu" or not dtype.isnative:
@@ -336,8 +361,96 @@ class TokenCodec:
         rows = self.decode_tokens(buf, np.dtype(np.int64))
         return self.kernels.build_lists(rows.values, rows.offsets)
 
+    def open_block(self, buf: Any, scratch: bool = False) -> TokenBlock:
+        """Decompress and check a tokens1 block once, for decoding any of its row ranges later.
 
-def _open(buf: Any) -> tuple[TokenHeader, Any]:
+        >>> block = open_block(encode_token_lists([[4, 0, 0], [5, 6, 0], [7]]))
+        >>> block.lists(1, 3), block.ragged(0, 2, np.dtype("int8")).to_lists()
+        ([[5, 6, 0], [7]], [[4, 0, 0], [5, 6, 0]])
+
+        With ``scratch`` the body lives in this thread's scratch buffer (see
+        :func:`zstd_decompress`): the block is good until the thread's next scratch call.
+        """
+        header, body = _open(buf, scratch)
+        starts = np.empty(header.n_rows + 1, dtype=np.int64)
+        kept_starts = np.empty(header.n_rows + 1, dtype=np.int64)
+        status, uniform = self.kernels.index(body, header, starts, kept_starts)
+        _raise_status(status)
+        return TokenBlock(self.kernels, header, body, starts, kept_starts, None if uniform < 0 else uniform)
+
+
+class TokenBlock:
+    """An opened tokens1 block: the body decompressed and checked once, plus a row index.
+
+    ``starts`` and ``kept_starts`` (running sums of row lengths and kept lengths) let
+    any row range decode on its own, in time proportional to the rows asked. A cache
+    of these serves one-row gets and short range reads without decoding whole blocks,
+    in about half the memory of decoded values (padding stays implied). Made by
+    :meth:`TokenCodec.open_block`.
+    """
+
+    __slots__ = ("body", "header", "kept_starts", "kernels", "nbytes", "starts", "uniform")
+
+    def __init__(self, kernels: ModuleType, header: TokenHeader, body: Any, starts: np.ndarray,
+                 kept_starts: np.ndarray, uniform: int | None) -> None:
+        self.kernels = kernels
+        self.header = header
+        self.body = body
+        self.starts = starts
+        self.kept_starts = kept_starts
+        self.nbytes = len(body) + starts.nbytes + kept_starts.nbytes
+        self.uniform = uniform  # the length every row shares, or None
+
+    def __len__(self) -> int:
+        return self.header.n_rows  # type: ignore[no-any-return]
+
+    def width(self, start: int, stop: int) -> int | None:
+        """The common length of rows ``start .. stop - 1``, or None if they differ."""
+        if stop <= start:
+            return 0
+        if self.uniform is not None:
+            return self.uniform
+        first = int(self.starts[start + 1] - self.starts[start])
+        if int(self.starts[stop] - self.starts[start]) != first * (stop - start):
+            return None
+        return first if bool(np.all(np.diff(self.starts[start : stop + 1]) == first)) else None
+
+    def _unpack(self, start: int, stop: int, width: int, out: np.ndarray, offsets: np.ndarray | None) -> None:
+        if not 0 <= start <= stop <= self.header.n_rows:
+            raise IndexError(f"rows {start}..{stop} of a {self.header.n_rows}-row tokens1 block")
+        lo, hi = _int_range(out.dtype)
+        status = self.kernels.unpack_rows(self.body, self.header, start, stop - start, int(self.kept_starts[start]),
+                                          width, out.reshape(-1).view(np.uint8), out.itemsize, lo, hi, offsets)
+        _raise_status(status)
+
+    def ragged(self, start: int, stop: int, dtype: np.dtype) -> Ragged:
+        """Rows ``start .. stop - 1`` as a Ragged whose values have ``dtype``."""
+        stop = max(start, stop)
+        values = np.empty(int(self.starts[stop] - self.starts[start]), dtype=dtype)
+        offsets = np.empty(stop - start + 1, dtype=np.int64)
+        self._unpack(start, stop, -1, values, offsets)
+        return Ragged(values, offsets)
+
+    def dense_into(self, start: int, stop: int, out: np.ndarray) -> None:
+        """Rows ``start .. stop - 1``, each ``out.shape[1]`` values long, straight into the 2-D ``out``.
+
+        ``out``: writable, C-contiguous, an integer dtype, ``stop - start`` rows.
+        """
+        if out.ndim != 2 or out.shape[0] != stop - start or not (out.flags.c_contiguous and out.flags.writeable):
+            raise ValueError(f"out must be a writable C-contiguous ({stop - start}, width) array")
+        self._unpack(start, stop, out.shape[1], out, None)
+
+    def lists(self, start: int, stop: int) -> list[list[int]]:
+        """Rows ``start .. stop - 1`` as Python lists of ints."""
+        if not 0 <= start <= stop <= self.header.n_rows:
+            raise IndexError(f"rows {start}..{stop} of a {self.header.n_rows}-row tokens1 block")
+        status, rows = self.kernels.unpack_lists(self.body, self.header, start, stop - start,
+                                                 int(self.kept_starts[start]), int(self.starts[stop] - self.starts[start]))
+        _raise_status(status)
+        return rows  # type: ignore[no-any-return]
+
+
+def _open(buf: Any, scratch: bool = False) -> tuple[TokenHeader, Any]:
     """Header and raw body of a block; CodecError if the header or the zstd step is wrong."""
     view = memoryview(buf).cast("B")
     if len(view) < HEADER_SIZE:
@@ -359,7 +472,7 @@ def _open(buf: Any) -> tuple[TokenHeader, Any]:
     payload = view[HEADER_SIZE:]
     if flags & FLAG_ZSTD:
         size = n_rows * (2 * lw + w) + n_kept * w
-        return header, zstd_decompress(payload, size, "tokens1 block")
+        return header, zstd_decompress(payload, size, "tokens1 block", scratch)
     return header, payload
 
 
@@ -383,4 +496,5 @@ encode_token_lists = _LIVE.encode_token_lists
 decode_tokens = _LIVE.decode_tokens
 decode_tokens_dense = _LIVE.decode_tokens_dense
 decode_tokens_lists = _LIVE.decode_tokens_lists
+open_block = _LIVE.open_block
 flatten_int_lists = KERNELS.flatten_lists  # lists of ints -> (int64 values, offsets), read in C

@@ -30,6 +30,7 @@ np.int64(0)
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +38,14 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from memora_lite.codecs.backend import decode_tokens, encode_tokens, zstd_compress, zstd_decompress
+from memora_lite.codecs.backend import (
+    TokenBlock,
+    decode_tokens,
+    encode_tokens,
+    open_block,
+    zstd_compress,
+    zstd_decompress,
+)
 from memora_lite.columns import Column, Ragged, object_array
 from memora_lite.errors import CodecError
 
@@ -149,6 +157,27 @@ def decode_column(
     return spec.decode(memoryview(buf).cast("B"), rows, kind, np.dtype(dtype), dim)
 
 
+def open_column(
+    encoding: str, buf: Any, rows: int, kind: str, dtype: np.dtype, dim: int | None = None, scratch: bool = False
+) -> Column | TokenBlock:
+    """Like :func:`decode_column`, but a tokens1 chunk comes back as an opened :class:`TokenBlock`.
+
+    A cache of opened chunks then decodes only the rows each read asks for. With
+    ``scratch`` a TokenBlock is only good until this thread's next scratch call
+    (see :meth:`~memora_lite.codecs.backend.TokenCodec.open_block`).
+
+    >>> name, data = encode_column(Ragged.from_lists([[1, 2], [3]], np.dtype("int64")), "tokens")
+    >>> open_column(name, data, 2, "tokens", np.dtype("int64")).lists(1, 2)
+    [[3]]
+    """
+    if encoding != "tokens1" or kind != "tokens":
+        return decode_column(encoding, buf, rows, kind, dtype, dim)
+    block = open_block(buf, scratch)
+    if len(block) != rows:
+        raise CodecError(f"tokens1 column holds {len(block)} rows where {rows} are expected")
+    return block
+
+
 # --- plain ------------------------------------------------------------------------------------
 
 
@@ -170,9 +199,9 @@ def _encode_matrix(column: Column, level: int) -> tuple[str, bytes]:
 
 def _decode_plain(buf: memoryview, rows: int, kind: str, dtype: np.dtype, dim: int | None) -> np.ndarray:
     shape = (rows,) if kind == "fixed" else (rows, _require_dim(dim))
-    count = int(np.prod(shape))
-    what = f"{rows} rows of {dtype}" + (f" x {dim}" if kind == "matrix" else "")
+    count = math.prod(shape)
     if len(buf) != count * dtype.itemsize:
+        what = f"{rows} rows of {dtype}" + (f" x {dim}" if kind == "matrix" else "")
         raise CodecError(f"plain {kind} column: {len(buf)} bytes where {what} need {count * dtype.itemsize}")
     return _read_values(buf, dtype, shape, f"plain {kind} column")
 
@@ -183,7 +212,7 @@ def _read_values(
     """Little-endian values of ``dtype`` from ``buf`` as a native array of ``shape`` that owns its memory."""
     if dtype.kind not in "biufc":
         raise TypeError(f"{what} decodes to a numeric or bool dtype, not {dtype}")
-    count = int(np.prod(shape))
+    count = math.prod(shape)
     if dtype.kind == "b" and np.any(np.frombuffer(buf, np.uint8, count, offset) > 1):
         raise CodecError(f"{what}: a bool value is neither 0 nor 1")
     return np.frombuffer(buf, dtype.newbyteorder("<"), count, offset).reshape(shape).astype(dtype)

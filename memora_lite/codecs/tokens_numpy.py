@@ -122,6 +122,122 @@ def unpack(
     return OK
 
 
+def unpack_rows(
+    body: Any,
+    header: Any,
+    first: int,
+    count: int,
+    kept_before: int,
+    width: int,
+    out: np.ndarray,
+    elem_size: int,
+    lo: int,
+    hi: int,
+    offsets: np.ndarray | None,
+) -> int:
+    """Decode rows ``first .. first + count - 1`` into ``out`` (their values exactly), as :func:`unpack`.
+
+    ``kept_before`` is the block's kept count before row ``first`` (from :func:`index`);
+    ``offsets`` (int64, ``count + 1``) is filled when given. Rows are judged in order,
+    each by its kept count, its width, the room left in ``out``, then its values; the
+    first failing row gives the status (``out`` is then unspecified).
+    """
+    if elem_size not in _WIDTHS or len(out) % elem_size:
+        raise ValueError(f"out must hold whole elements of 1, 2, 4 or 8 bytes, not {elem_size}")
+    if offsets is not None and len(offsets) != count + 1:
+        raise ValueError(f"offsets must hold {count + 1} entries")
+    n, w, lw = header.n_rows, header.w, header.lw
+    if w not in _WIDTHS or lw not in _WIDTHS:
+        return E_WIDTH
+    if n * (2 * lw + w) + header.n_kept * w != len(body) or first > n or count > n - first:
+        return E_BODY
+    if kept_before > header.n_kept:
+        return E_BODY
+    lengths = np.frombuffer(body, dtype=f"<u{lw}", count=count, offset=first * lw).astype(np.int64)
+    kept = np.frombuffer(body, dtype=f"<u{lw}", count=count, offset=(n + first) * lw).astype(np.int64)
+    runs = np.frombuffer(body, dtype=f"<u{w}", count=count, offset=2 * n * lw + first * w).astype(np.uint64)
+    ends = np.cumsum(lengths)
+    room = len(out) // elem_size
+    faults = np.stack([
+        (kept > lengths) | (kept_before + np.cumsum(kept) > header.n_kept),
+        (lengths != width) if width >= 0 else np.zeros(count, dtype=bool),
+        ends > room,
+    ])
+    bad_rows = np.flatnonzero(faults.any(axis=0))
+    good = int(bad_rows[0]) if len(bad_rows) else count
+    stored = np.frombuffer(body, dtype=f"<u{w}", offset=n * (2 * lw + w)).astype(np.uint64)
+    stored = stored[kept_before : kept_before + int(kept[:good].sum())]
+    decoded = _expand(lengths[:good], kept[:good], runs[:good], stored)
+    starts = np.zeros(good + 1, dtype=np.int64)
+    np.cumsum(lengths[:good], out=starts[1:])
+    out_of_range = _rows_out_of_range(decoded, starts, header.base, lo, hi)
+    if len(out_of_range):
+        return E_RANGE
+    if good < count:
+        return (E_BODY, E_DENSE, E_OUT)[int(np.flatnonzero(faults[:, good])[0])]
+    if int(starts[-1]) != room:
+        return E_OUT
+    out.view(f"=u{elem_size}")[:] = decoded + np.uint64(header.base % _U64)
+    if offsets is not None:
+        offsets[:] = starts
+    return OK
+
+
+def _expand(lengths: np.ndarray, kept: np.ndarray, runs: np.ndarray, stored: np.ndarray) -> np.ndarray:
+    """Stored (pre-base) values of whole rows: each row's kept values, then its run repeated."""
+    starts = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=starts[1:])
+    decoded = np.repeat(runs, lengths)
+    decoded[_row_positions(starts, lengths) < np.repeat(kept, lengths)] = stored
+    return decoded
+
+
+def _rows_out_of_range(decoded: np.ndarray, starts: np.ndarray, base: int, lo: int, hi: int) -> np.ndarray:
+    """Rows (by number) holding a stored value ``s`` whose ``base + s`` lies outside ``[lo, hi]``."""
+    rows = np.flatnonzero(np.diff(starts))
+    if hi < base or lo > hi:
+        return rows
+    low, high = max(lo - base, 0), hi - base
+    bad = (decoded < np.uint64(low)) | (decoded > np.uint64(high))
+    return rows[np.logical_or.reduceat(bad, starts[:-1][rows])] if len(rows) else rows
+
+
+def unpack_lists(body: Any, header: Any, first: int, count: int, kept_before: int,
+                 n_values: int) -> tuple[int, list[list[int]] | None]:
+    """Rows ``first .. first + count - 1`` as Python lists of ints: ``(status, rows)``.
+
+    ``n_values`` is their total length (from :func:`index`); ``rows`` is None unless
+    ``status`` is 0.
+    """
+    if count > header.n_rows or n_values > header.n_values:
+        return E_BODY, None
+    values = np.empty(n_values, dtype=np.int64)
+    offsets = np.empty(count + 1, dtype=np.int64)
+    info = np.iinfo(np.int64)
+    status = unpack_rows(body, header, first, count, kept_before, -1, values.view(np.uint8), 8, int(info.min),
+                         int(info.max), offsets)
+    return (status, None) if status else (OK, build_lists(values, offsets))
+
+
+def index(body: Any, header: Any, starts: np.ndarray, kept_starts: np.ndarray) -> tuple[int, int]:
+    """Validate ``body`` and fill ``starts`` / ``kept_starts`` (``n_rows + 1`` each) with the
+    running sums of row lengths and kept lengths.
+
+    Returns ``(status, uniform)``: ``uniform`` is the length every row shares, or -1.
+    """
+    if len(starts) != header.n_rows + 1 or len(kept_starts) != header.n_rows + 1:
+        raise ValueError("starts and kept_starts must hold n_rows + 1 entries")
+    status, arrays = _parse(body, header, -1)
+    if status != OK:
+        return status, -1
+    lengths, kept, _, _ = arrays
+    starts[0] = kept_starts[0] = 0
+    np.cumsum(lengths.astype(np.int64), out=starts[1:])
+    np.cumsum(kept.astype(np.int64), out=kept_starts[1:])
+    uniform = int(lengths[0]) if len(lengths) and bool(np.all(lengths == lengths[0])) else (-1 if len(lengths) else 0)
+    return OK, uniform
+
+
 def flatten_lists(rows: Any) -> tuple[np.ndarray, np.ndarray]:
     """Rows of Python ints as flat int64 values and offsets; TypeError/OverflowError on a bad element."""
     lists = [row if type(row) is list else list(row) for row in rows]

@@ -20,20 +20,22 @@ delete files no manifest names (left by a crash mid-flush).
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import threading
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from memora_lite.codecs import TokenBlock
 from memora_lite.columns import Batch, Ragged
 from memora_lite.errors import CollectionNotFoundError, CorruptionError, DuplicateIdError, ReadOnlyError
 from memora_lite.query import evaluate, parse, plan, referenced_fields
-from memora_lite.results import column_to_list
-from memora_lite.schema import Schema, conform, null_column
+from memora_lite.results import column_to_list, to_lists, to_numpy
+from memora_lite.schema import Schema, conform, element_dtype, null_column
 from memora_lite.storage import crashpoints, filenames
 from memora_lite.storage.format import (
     DELETES_HEADER,
@@ -48,7 +50,7 @@ from memora_lite.storage.format import (
 from memora_lite.storage.fs import FileSystem
 from memora_lite.storage.manifest import Manifest, SegmentEntry
 from memora_lite.storage.memtable import MemTable
-from memora_lite.storage.rangeindex import KeyConstraint, rows_in_sorted, segment_rows
+from memora_lite.storage.rangeindex import KeyConstraint, rows_in_sorted, segment_rows, segment_span
 from memora_lite.storage.records import (
     decode_keys,
     decode_row,
@@ -605,25 +607,92 @@ class CollectionEngine:
         with self.lock:
             self.refresh()
             expr = parse(filter_text, self.schema.by_name, self.name)
+            return self._query(expr, plan(expr, self.schema.primary_key), fields, limit, offset)
+
+    def read(self, filter_text: str, fields: Sequence[str], limit: int | None = None, offset: int = 0,
+             output: str = "rows") -> dict[str, Any]:
+        """What :meth:`query` finds, as one value per field of ``fields`` (which includes the key).
+
+        ``output="rows"``: a list of Python values per field (None where null);
+        ``"numpy"``: an array per field the caller owns (see :func:`~memora_lite.results.to_numpy`).
+        A read of one key range that needs no merging is answered straight from the
+        cached blocks (:meth:`_read_span`); any other read goes through :meth:`query`.
+        """
+        with self.lock:
+            self.refresh()
+            expr = parse(filter_text, self.schema.by_name, self.name)
             key_plan = plan(expr, self.schema.primary_key)
-            constraint = KeyConstraint(key_plan.ranges, key_plan.points)
-            needed = list(dict.fromkeys([self.schema.primary_key, *fields]))
-            residual = None if key_plan.exact else expr
-            if residual is not None:
-                needed += [n for n in referenced_fields(residual) if n not in needed]
-            parts = self._gather(constraint, needed)
-            if not parts:
-                return self._empty(needed)
-            if residual is not None:
-                parts = [p.take(np.flatnonzero(evaluate(residual, p))) for p in parts]
-            result = Batch.concat(parts)
-            keys = result.columns[self.schema.primary_key]
-            if len(parts) > 1 and len(keys) > 1 and not bool(np.all(keys[1:] > keys[:-1])):
-                result = result.take(np.argsort(keys, kind="stable"))
-            if offset or limit is not None:
-                stop = len(result) if limit is None else min(len(result), offset + limit)
-                result = result.take(np.arange(min(offset, stop), stop))
-            return result.select(list(dict.fromkeys([self.schema.primary_key, *fields])))
+            if key_plan.exact and not key_plan.points and (key_plan.ranges is None or len(key_plan.ranges) == 1):
+                span = key_plan.ranges[0] if key_plan.ranges else (None, False, None, False)
+                columns = self._read_span(span, fields, limit, offset, output)
+                if columns is not None:
+                    return columns
+            batch = self._query(expr, key_plan, fields, limit, offset)
+            return to_numpy(batch, fields) if output == "numpy" else to_lists(batch, fields)
+
+    def _read_span(self, span: tuple[Any, bool, Any, bool], fields: Sequence[str], limit: int | None, offset: int,
+                   output: str) -> dict[str, Any] | None:
+        """:meth:`read` of one key range, straight from segment blocks: no Batch, no merge.
+
+        Applies when no admitted row is in the memtable, every one is live and
+        non-null, and the segments holding them do not overlap in keys; returns None
+        otherwise, and the general path answers. A read covering whole blocks leaves
+        them out of the cache, so a scan does not grow memory.
+        """
+        constraint = KeyConstraint(ranges=[span])
+        if len(self.memtable) and len(rows_in_sorted(self.memtable.sorted_view().keys, constraint)):
+            return None
+        segments = sorted((s for s in self.segments if s.entry.rows and constraint.overlaps(s.entry.min_pk,
+                                                                                              s.entry.max_pk)),
+                          key=lambda s: s.entry.min_pk)
+        if any(a.entry.max_pk >= b.entry.min_pk for a, b in itertools.pairwise(segments)):
+            return None
+        pieces: list[tuple[SegmentReader, int, int, int]] = []  # (segment, block, first row, end row), key order
+        for segment in segments:
+            reader = segment.reader
+            if any(name not in reader.columns for name in fields):
+                return None
+            start, stop = segment_span(reader, *span)
+            if segment.deleted is not None and segment.deleted[start:stop].any():
+                return None
+            for block in range(start // reader.block_rows, -(-stop // reader.block_rows)):
+                base = block * reader.block_rows
+                pieces.append((reader, block, max(start - base, 0), min(stop - base, reader.block_size(block))))
+        pieces = _window(pieces, offset, limit)
+        if not pieces:
+            return None
+        columns = {}
+        rows = sum(b - a for _, _, a, b in pieces)
+        for name in fields:
+            parts = _span_blocks(name, pieces)
+            if output == "rows":
+                value = _as_lists(parts)
+            else:
+                value = _as_array(parts, rows, element_dtype(self.schema.field(name)))
+            if value is None:
+                return None
+            columns[name] = value
+        return columns
+
+    def _query(self, expr: Any, key_plan: Any, fields: Sequence[str], limit: int | None, offset: int) -> Batch:
+        constraint = KeyConstraint(key_plan.ranges, key_plan.points)
+        needed = list(dict.fromkeys([self.schema.primary_key, *fields]))
+        residual = None if key_plan.exact else expr
+        if residual is not None:
+            needed += [n for n in referenced_fields(residual) if n not in needed]
+        parts = self._gather(constraint, needed)
+        if not parts:
+            return self._empty(needed)
+        if residual is not None:
+            parts = [p.take(np.flatnonzero(evaluate(residual, p))) for p in parts]
+        result = Batch.concat(parts)
+        keys = result.columns[self.schema.primary_key]
+        if len(parts) > 1 and len(keys) > 1 and not bool(np.all(keys[1:] > keys[:-1])):
+            result = result.take(np.argsort(keys, kind="stable"))
+        if offset or limit is not None:
+            stop = len(result) if limit is None else min(len(result), offset + limit)
+            result = result.take(np.arange(min(offset, stop), stop))
+        return result.select(list(dict.fromkeys([self.schema.primary_key, *fields])))
 
     def _gather(self, constraint: KeyConstraint, needed: list[str]) -> list[Batch]:
         """The live rows the key constraint admits: one Batch per segment touched, then the memtable's."""
@@ -689,6 +758,8 @@ class CollectionEngine:
                     column, nulls = reader.read_block(name, block)
                     if nulls is not None and nulls[i]:
                         values.append(None)
+                    elif isinstance(column, TokenBlock):
+                        values.append(column.lists(i, i + 1)[0])
                     elif isinstance(column, Ragged):
                         values.append(column.row(i).tolist())
                     else:
@@ -716,3 +787,73 @@ def _first_row(batch: Batch, fields: Sequence[str]) -> list[Any] | None:
     if not len(batch):
         return None
     return [column_to_list(batch.columns[n], batch.null_mask(n))[0] for n in fields]
+
+
+def _window(pieces: list[tuple[Any, int, int, int]], offset: int, limit: int | None) -> list[tuple[Any, int, int, int]]:
+    """The pieces left after skipping ``offset`` rows and keeping at most ``limit``."""
+    if not offset and limit is None:
+        return pieces
+    kept = []
+    budget = None if limit is None else limit
+    for reader, block, a, b in pieces:
+        skip = min(offset, b - a)
+        offset -= skip
+        a += skip
+        if budget is not None:
+            b = min(b, a + budget)
+            budget -= b - a
+        if b > a:
+            kept.append((reader, block, a, b))
+    return kept
+
+
+def _span_blocks(name: str, pieces: list[tuple[Any, int, int, int]]) -> Iterator[tuple[Any, int, int] | None]:
+    """Each piece's cached block of column ``name`` with its row bounds, one at a time; None for a
+    piece holding a null. A piece covering its whole block is read without filling the cache, into
+    scratch memory that the next piece reuses: consume each before asking for the next."""
+    for reader, block, a, b in pieces:
+        column, nulls = reader.read_block(name, block, fill_cache=b - a < reader.block_size(block))
+        yield None if nulls is not None and bool(nulls[a:b].any()) else (column, a, b)
+
+
+def _as_lists(parts: Iterator[tuple[Any, int, int] | None]) -> list[Any] | None:
+    """Rows ``a .. b - 1`` of each block, as one list of Python values; None at a null."""
+    values: list[Any] = []
+    for part in parts:
+        if part is None:
+            return None
+        column, a, b = part
+        if isinstance(column, TokenBlock):
+            values += column.lists(a, b)
+        elif isinstance(column, Ragged):
+            values += column.take(slice(a, b)).to_lists()
+        else:
+            values += column[a:b].tolist()
+    return values
+
+
+def _as_array(parts: Iterator[tuple[Any, int, int] | None], rows: int, dtype: np.dtype) -> np.ndarray | None:
+    """Rows ``a .. b - 1`` of each block as one new array of ``dtype``: token rows of one common
+    length decode straight into a 2-D array; None at a null or where rows need an object array."""
+    out: np.ndarray | None = None
+    arrays = []
+    row = 0
+    for part in parts:
+        if part is None:
+            return None
+        column, a, b = part
+        if isinstance(column, TokenBlock):
+            width = column.width(a, b)
+            if width is None or arrays or (out is not None and out.shape[1] != width):
+                return None
+            if out is None:
+                out = np.empty((rows, width), dtype=dtype)
+            column.dense_into(a, b, out[row : row + b - a])
+            row += b - a
+        elif isinstance(column, np.ndarray) and out is None:
+            arrays.append(column[a:b])
+        else:
+            return None
+    if out is not None:
+        return out
+    return np.concatenate(arrays).astype(dtype, copy=False)

@@ -90,3 +90,23 @@ def segment_rows(segment: Any, constraint: KeyConstraint) -> np.ndarray:
         rows_in_sorted(segment.keys(b), constraint, base=b * segment.block_rows) for b in sorted(blocks)
     ]
     return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
+
+
+def segment_span(segment: Any, lo: Any, lo_inclusive: bool, hi: Any, hi_inclusive: bool) -> tuple[int, int]:
+    """Row positions ``[start, stop)`` of the keys in one range of a segment (None = open end).
+
+    Rows of a segment are in key order, so one range is one run of rows: two
+    binary searches over block first keys, then one inside each end block.
+    """
+    start = 0 if lo is None else _row_at(segment, lo, "left" if lo_inclusive else "right")
+    stop = segment.rows if hi is None else _row_at(segment, hi, "right" if hi_inclusive else "left")
+    return start, max(start, stop)
+
+
+def _row_at(segment: Any, key: Any, side: str) -> int:
+    """Where ``key`` would sit among a segment's sorted keys (``numpy.searchsorted`` semantics)."""
+    block = bisect_right(segment.first_keys, key) - 1
+    if block < 0:
+        return 0
+    keys = segment.keys(block)
+    return block * segment.block_rows + int(np.searchsorted(keys, key, side=side))  # type: ignore[call-overload]

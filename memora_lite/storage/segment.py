@@ -35,13 +35,17 @@ import msgpack
 import numpy as np
 
 from memora_lite import codecs
+from memora_lite.codecs import TokenBlock
 from memora_lite.columns import Batch, Column, Ragged, concat, take
 from memora_lite.errors import CodecError, CorruptionError
 from memora_lite.schema import Schema, column_kind, element_dtype, null_column, widen
 from memora_lite.storage.format import SEGMENT_BLOCK_ROWS, SEGMENT_MAGIC, SEGMENT_TRAILER, masked_crc
 from memora_lite.storage.fs import FileSystem
 
+CachedBlock = tuple[Column | TokenBlock, np.ndarray | None]  # one column's block and its null mask
 DEFAULT_CACHE_BYTES = 32 << 20  # decoded blocks kept; a sequential scan needs one block per column
+# zstd level 1: token blocks come out as small as at 3 and decompress ~30% faster (docs/format.md#measurements)
+SEGMENT_CODEC_LEVEL = 1
 
 
 def write_segment(
@@ -73,7 +77,7 @@ def write_segment(
         blocks, nulls = [], []
         for start in starts:
             rows = np.arange(start, min(start + block_rows, n))
-            encoding, blob = codecs.encode_column(take(column, rows), kind)
+            encoding, blob = codecs.encode_column(take(column, rows), kind, SEGMENT_CODEC_LEVEL)
             blocks.append([encoding, *add(blob)])
             if null_mask is not None and null_mask[rows].any():
                 nulls.append(add(np.packbits(null_mask[rows], bitorder="little").tobytes()))
@@ -156,8 +160,17 @@ class SegmentReader:
             raise CorruptionError(f"{self.path}: {what} at offset {offset} fails its checksum")
         return blob
 
-    def read_block(self, name: str, block: int) -> tuple[Column, np.ndarray | None]:
-        """One column's values and null mask for one block (decoded once, then cached)."""
+    def read_block(self, name: str, block: int, fill_cache: bool = True) -> CachedBlock:
+        """One column's values and null mask for one block (opened once, then cached).
+
+        Token arrays come back as a :class:`~memora_lite.codecs.TokenBlock`, which
+        decodes just the rows asked of it; every other column decoded whole.
+
+        With ``fill_cache=False`` a block not yet cached is not added (a scan reads
+        its blocks once: caching them would only evict blocks that get reused), and
+        a TokenBlock so read lives in this thread's scratch buffer: use it before
+        the thread's next such read.
+        """
         key = (self.path, name, block)
         hit = self.cache.get(key)
         if hit is not None:
@@ -168,7 +181,8 @@ class SegmentReader:
         rows = self.block_size(block)
         blob = self._blob(entry, f"block {block} of column '{name}'")
         try:
-            column = codecs.decode_column(encoding, blob, rows, spec["kind"], element_dtype(f), f.dim)
+            column = codecs.open_column(encoding, blob, rows, spec["kind"], element_dtype(f), f.dim,
+                                        scratch=not fill_cache)
         except CodecError as exc:
             where = f"block {block} of column '{name}' at offset {entry[0]}"
             raise CorruptionError(f"{self.path}: {where}: {exc}") from None
@@ -178,10 +192,12 @@ class SegmentReader:
             if len(bits) * 8 < rows:
                 raise CorruptionError(f"{self.path}: null mask {block} of '{name}' is too short")
             nulls = np.unpackbits(bits, count=rows, bitorder="little").astype(bool)
-        for array in (column.values, column.offsets) if isinstance(column, Ragged) else (column,):
-            array.flags.writeable = False  # shared through the cache: readers slice it, nobody writes
+        if isinstance(column, np.ndarray | Ragged):
+            for array in (column.values, column.offsets) if isinstance(column, Ragged) else (column,):
+                array.flags.writeable = False  # shared through the cache: readers slice it, nobody writes
         value = (column, nulls)
-        self.cache.put(key, value, _nbytes(column))
+        if fill_cache:
+            self.cache.put(key, value, _nbytes(column))
         return value
 
     def keys(self, block: int) -> np.ndarray:
@@ -217,7 +233,7 @@ class SegmentReader:
             parts, masks, any_null = [], [], False
             for block, selector in pieces:
                 column, mask = self.read_block(name, block)
-                parts.append(take(column, selector))
+                parts.append(_take(column, selector, element_dtype(f)))
                 masks.append(mask[selector] if mask is not None else np.zeros(len(parts[-1]), dtype=bool))
                 any_null = any_null or mask is not None
             column = concat(parts) if parts else null_column(f, 0)[0]
@@ -227,7 +243,19 @@ class SegmentReader:
         return Batch(out, len(rows), nulls)
 
 
-def _nbytes(column: Column) -> int:
+def _take(column: Column | TokenBlock, selector: slice | np.ndarray, dtype: np.dtype) -> Column:
+    """Rows of a cached block: a slice or sorted positions; a TokenBlock decodes only their span."""
+    if not isinstance(column, TokenBlock):
+        return take(column, selector)
+    if isinstance(selector, slice):
+        return column.ragged(selector.start, selector.stop, dtype)
+    first = int(selector[0])
+    return column.ragged(first, int(selector[-1]) + 1, dtype).take(selector - first)
+
+
+def _nbytes(column: Column | TokenBlock) -> int:
+    if isinstance(column, TokenBlock):
+        return column.nbytes
     if isinstance(column, Ragged):
         return int(column.values.nbytes + column.offsets.nbytes)
     return int(column.nbytes) * (8 if column.dtype == object else 1)
@@ -239,16 +267,16 @@ class BlockCache:
     def __init__(self, capacity: int = DEFAULT_CACHE_BYTES) -> None:
         self.capacity = capacity
         self.used = 0
-        self.items: OrderedDict[tuple[str, str, int], tuple[tuple[Column, np.ndarray | None], int]] = OrderedDict()
+        self.items: OrderedDict[tuple[str, str, int], tuple[CachedBlock, int]] = OrderedDict()
 
-    def get(self, key: tuple[str, str, int]) -> tuple[Column, np.ndarray | None] | None:
+    def get(self, key: tuple[str, str, int]) -> CachedBlock | None:
         item = self.items.get(key)
         if item is None:
             return None
         self.items.move_to_end(key)
         return item[0]
 
-    def put(self, key: tuple[str, str, int], value: tuple[Column, np.ndarray | None], size: int) -> None:
+    def put(self, key: tuple[str, str, int], value: CachedBlock, size: int) -> None:
         self.items[key] = (value, size)
         self.used += size
         while self.used > self.capacity and len(self.items) > 1:

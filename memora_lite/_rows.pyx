@@ -1,12 +1,15 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
-"""Row kernels for the one-row ``insert`` fast path (see ``schema.RowChecker``).
+"""Row kernels: packing one inserted row, and building the rows a query returns.
 
-Reads a Python list of ints in C, checks every element, and packs it into
+``pack_int_list`` (the one-row ``insert`` fast path, see ``schema.RowChecker``)
+reads a Python list of ints in C, checks every element, and packs it into
 little-endian bytes of the field's width in the same pass: no numpy array and no
-per-element Python work per row.
+per-element Python work per row. ``build_rows`` makes result rows from columns of
+values without a Python call per row.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.dict cimport PyDict_SetItem
 from cpython.object cimport PyObject
 from libc.stdint cimport int16_t, int32_t, int64_t, int8_t
 
@@ -97,3 +100,34 @@ cdef bint _pack(object values, Py_ssize_t n, long long lo, long long hi, int_t *
             return False
         out[i] = <int_t>v
     return True
+
+
+def build_rows(type row_type, tuple names, list columns) -> list:
+    """Result rows from columns of values: row ``i`` maps ``names[k]`` to ``columns[k][i]``.
+
+    ``row_type`` is a dict subclass with an ``_order`` slot (``results.Row``), set to
+    ``names`` in every row; each column is a list, all of one length.
+
+    >>> from memora_lite.results import Row
+    >>> rows = build_rows(Row, ("x", "id"), [["a", "b"], [1, 2]])
+    >>> rows[1], rows[1][0]
+    ({'x': 'b', 'id': 2}, 'b')
+    """
+    cdef Py_ssize_t m = len(names), n, i, k
+    cdef list out
+    cdef object row
+    if len(columns) != m:
+        raise ValueError(f"{m} names but {len(columns)} columns")
+    n = len(<list>columns[0]) if m else 0
+    for k in range(m):
+        if len(<list>columns[k]) != n:
+            raise ValueError("columns differ in length")
+    new = row_type.__new__
+    out = [None] * n
+    for i in range(n):
+        row = new(row_type)
+        for k in range(m):
+            PyDict_SetItem(row, names[k], (<list>columns[k])[i])
+        row._order = names
+        out[i] = row
+    return out

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memora_lite._rowcheck import pack_int_list
+from memora_lite._rows import pack_int_list
 from memora_lite.schema import Schema
 
 WIDTHS = {1: np.int8, 2: np.int16, 4: np.int32, 8: np.int64}
