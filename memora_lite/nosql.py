@@ -190,7 +190,7 @@ class NoSQL:
         order = _output_order(engine.schema, output_fields, collection_name)
         if key is not None and output == "rows":
             values = engine.get_one(keys[0], order)
-            return {"data": [] if values is None else [Row(dict(zip(order, values)), order)]}
+            return {"data": [] if values is None else rows_from_columns(dict(zip(order, ([v] for v in values))), order)}
         batch = engine.get(keys, order)
         return {"data": to_numpy(batch, order) if output == "numpy" else to_rows(batch, order)}
 

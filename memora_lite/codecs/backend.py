@@ -444,8 +444,9 @@ class TokenBlock:
         """Rows ``start .. stop - 1`` as Python lists of ints."""
         if not 0 <= start <= stop <= self.header.n_rows:
             raise IndexError(f"rows {start}..{stop} of a {self.header.n_rows}-row tokens1 block")
+        starts = self.starts
         status, rows = self.kernels.unpack_lists(self.body, self.header, start, stop - start,
-                                                 int(self.kept_starts[start]), int(self.starts[stop] - self.starts[start]))
+                                                 self.kept_starts.item(start), starts.item(stop) - starts.item(start))
         _raise_status(status)
         return rows  # type: ignore[no-any-return]
 

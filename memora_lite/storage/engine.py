@@ -23,7 +23,6 @@ import errno
 import itertools
 import os
 import threading
-from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -741,30 +740,26 @@ class CollectionEngine:
             if key in self.memtable.positions:
                 return _first_row(self.get([key], fields), fields)
             for segment in self.segments:
-                entry, reader = segment.entry, segment.reader
-                if not entry.rows or not entry.min_pk <= key <= entry.max_pk:
+                reader = segment.reader
+                position = reader.position(key)
+                if position < 0 or (segment.deleted is not None and segment.deleted[position]):
                     continue
-                block = bisect_right(reader.first_keys, key) - 1
-                keys = reader.keys(block)
-                i = int(np.searchsorted(keys, key))
-                if i == len(keys) or keys[i] != key:
-                    continue
-                if segment.deleted is not None and segment.deleted[block * reader.block_rows + i]:
-                    continue
-                if any(name not in reader.columns for name in fields):
-                    return _first_row(self.get([key], fields), fields)
+                block, i = divmod(position, reader.block_rows)
                 values = []
                 for name in fields:
+                    if name not in reader.columns:
+                        return _first_row(self.get([key], fields), fields)
                     column, nulls = reader.read_block(name, block)
                     if nulls is not None and nulls[i]:
                         values.append(None)
-                    elif isinstance(column, TokenBlock):
+                    elif type(column) is TokenBlock:
                         values.append(column.lists(i, i + 1)[0])
-                    elif isinstance(column, Ragged):
+                    elif type(column) is Ragged:
                         values.append(column.row(i).tolist())
+                    elif column.ndim == 1:
+                        values.append(column.item(i))
                     else:
-                        value = column[i]
-                        values.append(value.tolist() if isinstance(value, (np.generic, np.ndarray)) else value)
+                        values.append(column[i].tolist())
                 return values
             return None
 

@@ -105,6 +105,8 @@ def segment_span(segment: Any, lo: Any, lo_inclusive: bool, hi: Any, hi_inclusiv
 
 def _row_at(segment: Any, key: Any, side: str) -> int:
     """Where ``key`` would sit among a segment's sorted keys (``numpy.searchsorted`` semantics)."""
+    if segment.dense and type(key) is int:  # keys min_pk .. max_pk, one per row
+        return min(max(key - segment.min_pk + (side == "right"), 0), segment.rows)  # type: ignore[no-any-return]
     block = bisect_right(segment.first_keys, key) - 1
     if block < 0:
         return 0

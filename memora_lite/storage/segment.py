@@ -28,6 +28,7 @@ is recorded per block, so old segments keep decoding when new encodings arrive.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import OrderedDict
 from typing import Any
 
@@ -43,7 +44,7 @@ from memora_lite.storage.format import SEGMENT_BLOCK_ROWS, SEGMENT_MAGIC, SEGMEN
 from memora_lite.storage.fs import FileSystem
 
 CachedBlock = tuple[Column | TokenBlock, np.ndarray | None]  # one column's block and its null mask
-DEFAULT_CACHE_BYTES = 32 << 20  # decoded blocks kept; a sequential scan needs one block per column
+DEFAULT_CACHE_BYTES = 64 << 20  # opened blocks kept; scans bypass it, so this bounds what gets and short reads keep
 # zstd level 1: token blocks come out as small as at 3 and decompress ~30% faster (docs/format.md#measurements)
 SEGMENT_CODEC_LEVEL = 1
 
@@ -134,6 +135,10 @@ class SegmentReader:
             self.columns: dict[str, Any] = meta["columns"]
             self.first_keys: list[Any] = meta["first_keys"]
             self.min_pk, self.max_pk = meta["min_pk"], meta["max_pk"]
+            # Keys are unique and sorted; when they are the ints min_pk, min_pk + 1, ..., max_pk
+            # (ids assigned in order), key k sits at row k - min_pk: no search at all.
+            self.dense = (type(self.min_pk) is int and type(self.max_pk) is int
+                          and self.max_pk - self.min_pk + 1 == self.rows)
         except (KeyError, TypeError, ValueError) as exc:
             raise CorruptionError(f"{path}: footer at offset {footer_offset} is malformed ({exc})") from None
         self.data_end = footer_offset
@@ -199,6 +204,28 @@ class SegmentReader:
         if fill_cache:
             self.cache.put(key, value, _nbytes(column))
         return value
+
+    def position(self, key: Any) -> int:
+        """The row holding primary key ``key``, or -1 (the id range index's point lookup).
+
+        >>> import numpy as np
+        >>> from memora_lite.columns import Batch
+        >>> from memora_lite.schema import Schema
+        >>> from memora_lite.storage.fs import MemoryFileSystem
+        >>> fs = MemoryFileSystem(); fs.makedirs("/c")
+        >>> schema = Schema.infer({"id": [1]}, "id")
+        >>> _ = write_segment(fs, "/c/s.mls", Batch({"id": np.array([3, 5, 9])}, 3), schema)
+        >>> [SegmentReader(fs, "/c/s.mls").position(k) for k in (5, 6, 9)]
+        [1, -1, 2]
+        """
+        if not self.rows or not self.min_pk <= key <= self.max_pk:
+            return -1
+        if self.dense and type(key) is int:
+            return key - self.min_pk  # type: ignore[no-any-return]
+        block = bisect_right(self.first_keys, key) - 1
+        keys = self.keys(block)
+        i = int(np.searchsorted(keys, key))
+        return block * self.block_rows + i if i < len(keys) and keys[i] == key else -1
 
     def keys(self, block: int) -> np.ndarray:
         """Primary keys of one block, sorted."""
