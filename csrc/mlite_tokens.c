@@ -33,64 +33,150 @@ static int mlite_valid_width(unsigned width)
     return width == 1 || width == 2 || width == 4 || width == 8;
 }
 
-uint64_t mlite_tokens_split(const int64_t *values, const int64_t *offsets, size_t n_rows,
-                            int64_t *kept)
-{
-    uint64_t total = 0;
-    size_t i;
-    for (i = 0; i < n_rows; i++) {
-        int64_t start = offsets[i], end = offsets[i + 1], j;
-        if (end == start) {
-            kept[i] = 0;
-            continue;
-        }
-        j = end - 1;
-        while (j > start && values[j - 1] == values[end - 1])
-            j--;
-        kept[i] = j - start;
-        total += (uint64_t)(j - start);
+/* The encoder reads values of any integer type: one copy of each pass per type T, made by
+ * macro, each a plain typed loop. Value i of row r is values[offsets[r] + i]. */
+#define MLITE_SPLIT_FN(NAME, T)                                                                   \
+    static uint64_t NAME(const T *values, const int64_t *offsets, size_t n_rows, int64_t *kept,    \
+                         mlite_tokens_stats *stats)                                               \
+    {                                                                                             \
+        uint64_t total = 0, max_len = 0;                                                          \
+        T lo = 0, hi = 0;                                                                         \
+        int any = 0;                                                                              \
+        size_t i;                                                                                 \
+        for (i = 0; i < n_rows; i++) {                                                            \
+            const int64_t start = offsets[i], end = offsets[i + 1];                               \
+            int64_t j;                                                                            \
+            T last;                                                                               \
+            if ((uint64_t)(end - start) > max_len)                                                \
+                max_len = (uint64_t)(end - start);                                                \
+            if (end == start) {                                                                   \
+                kept[i] = 0;                                                                      \
+                continue;                                                                         \
+            }                                                                                     \
+            last = values[end - 1];                                                               \
+            if (!any) {                                                                           \
+                lo = hi = last;                                                                   \
+                any = 1;                                                                          \
+            }                                                                                     \
+            for (j = start; j < end; j++) {                                                       \
+                lo = values[j] < lo ? values[j] : lo;                                             \
+                hi = values[j] > hi ? values[j] : hi;                                             \
+            }                                                                                     \
+            j = end - 1;                                                                          \
+            while (j > start && values[j - 1] == last)                                            \
+                j--;                                                                              \
+            kept[i] = j - start;                                                                  \
+            total += (uint64_t)(j - start);                                                       \
+        }                                                                                         \
+        stats->any = any;                                                                         \
+        stats->min = (int64_t)lo;                                                                 \
+        stats->max = (int64_t)hi;                                                                 \
+        stats->max_len = max_len;                                                                 \
+        return total;                                                                             \
     }
-    return total;
+
+/* Pack values of type T at constant stored width W: stored = value - base (mod 2^64). */
+#define MLITE_PACK_FN(NAME, T, W)                                                                 \
+    static void NAME(const T *values, const int64_t *offsets, const int64_t *kept,                \
+                     const mlite_tokens_header *h, uint8_t *body)                                 \
+    {                                                                                             \
+        const uint64_t n = h->n_rows, base = (uint64_t)h->base;                                   \
+        const unsigned lw = h->lw;                                                                \
+        uint8_t *lens = body, *keeps = body + n * lw, *runs = keeps + n * lw, *vals = runs + n * W; \
+        uint64_t i;                                                                               \
+        for (i = 0; i < n; i++) {                                                                 \
+            const int64_t start = offsets[i], end = offsets[i + 1], k = kept[i];                  \
+            int64_t j;                                                                            \
+            mlite_store_le(lens + i * lw, (uint64_t)(end - start), lw);                           \
+            mlite_store_le(keeps + i * lw, (uint64_t)k, lw);                                      \
+            mlite_store_le(runs + i * W, end > start ? (uint64_t)(int64_t)values[end - 1] - base : 0, \
+                           W);                                                                    \
+            for (j = 0; j < k; j++)                                                               \
+                mlite_store_le(vals + (uint64_t)j * W, (uint64_t)(int64_t)values[start + j] - base, W); \
+            vals += (uint64_t)k * W;                                                              \
+        }                                                                                         \
+    }
+
+#define MLITE_ENCODER(S, T)                                                                       \
+    MLITE_SPLIT_FN(mlite_split_##S, T)                                                            \
+    MLITE_PACK_FN(mlite_pack_##S##_1, T, 1)                                                       \
+    MLITE_PACK_FN(mlite_pack_##S##_2, T, 2)                                                       \
+    MLITE_PACK_FN(mlite_pack_##S##_4, T, 4)                                                       \
+    MLITE_PACK_FN(mlite_pack_##S##_8, T, 8)                                                       \
+    static void mlite_pack_##S(const T *values, const int64_t *offsets, const int64_t *kept,      \
+                               const mlite_tokens_header *h, uint8_t *body)                       \
+    {                                                                                             \
+        switch (h->w) {                                                                           \
+        case 1:                                                                                   \
+            mlite_pack_##S##_1(values, offsets, kept, h, body);                                   \
+            break;                                                                                \
+        case 2:                                                                                   \
+            mlite_pack_##S##_2(values, offsets, kept, h, body);                                   \
+            break;                                                                                \
+        case 4:                                                                                   \
+            mlite_pack_##S##_4(values, offsets, kept, h, body);                                   \
+            break;                                                                                \
+        default:                                                                                  \
+            mlite_pack_##S##_8(values, offsets, kept, h, body);                                   \
+            break;                                                                                \
+        }                                                                                         \
+    }
+
+MLITE_ENCODER(i8, int8_t)
+MLITE_ENCODER(i16, int16_t)
+MLITE_ENCODER(i32, int32_t)
+MLITE_ENCODER(i64, int64_t)
+MLITE_ENCODER(u8, uint8_t)
+MLITE_ENCODER(u16, uint16_t)
+MLITE_ENCODER(u32, uint32_t)
+MLITE_ENCODER(u64, uint64_t)
+
+/* Calls FN##_<type suffix>(ARGS) for the element type (elem_size, is_signed); 0 if none. */
+#define MLITE_BY_TYPE(RESULT, FN, ARGS_T)                                                         \
+    switch (elem_size * 2 + (is_signed != 0)) {                                                   \
+    case 3:                                                                                       \
+        RESULT FN##_i8 ARGS_T(int8_t);                                                            \
+        break;                                                                                    \
+    case 5:                                                                                       \
+        RESULT FN##_i16 ARGS_T(int16_t);                                                          \
+        break;                                                                                    \
+    case 9:                                                                                       \
+        RESULT FN##_i32 ARGS_T(int32_t);                                                          \
+        break;                                                                                    \
+    case 17:                                                                                      \
+        RESULT FN##_i64 ARGS_T(int64_t);                                                          \
+        break;                                                                                    \
+    case 2:                                                                                       \
+        RESULT FN##_u8 ARGS_T(uint8_t);                                                           \
+        break;                                                                                    \
+    case 4:                                                                                       \
+        RESULT FN##_u16 ARGS_T(uint16_t);                                                         \
+        break;                                                                                    \
+    case 8:                                                                                       \
+        RESULT FN##_u32 ARGS_T(uint32_t);                                                         \
+        break;                                                                                    \
+    case 16:                                                                                      \
+        RESULT FN##_u64 ARGS_T(uint64_t);                                                         \
+        break;                                                                                    \
+    default:                                                                                      \
+        return MLITE_E_WIDTH;                                                                     \
+    }
+
+#define MLITE_SPLIT_ARGS(T) ((const T *)values, offsets, n_rows, kept, stats)
+#define MLITE_PACK_ARGS(T) ((const T *)values, offsets, kept, h, body)
+
+int mlite_tokens_split(const void *values, unsigned elem_size, int is_signed, const int64_t *offsets,
+                       size_t n_rows, int64_t *kept, mlite_tokens_stats *stats)
+{
+    MLITE_BY_TYPE(stats->n_kept =, mlite_split, MLITE_SPLIT_ARGS)
+    return MLITE_OK;
 }
 
-/* Specialised per value width by the constant argument in mlite_tokens_pack. */
-static inline void mlite_pack_impl(const int64_t *values, const int64_t *offsets,
-                                   const int64_t *kept, const mlite_tokens_header *h, uint8_t *body,
-                                   const unsigned w)
+int mlite_tokens_pack(const void *values, unsigned elem_size, int is_signed, const int64_t *offsets,
+                      const int64_t *kept, const mlite_tokens_header *h, uint8_t *body)
 {
-    const uint64_t n = h->n_rows, base = (uint64_t)h->base;
-    const unsigned lw = h->lw;
-    uint8_t *lens = body, *keeps = body + n * lw, *runs = keeps + n * lw, *vals = runs + n * w;
-    uint64_t i;
-    for (i = 0; i < n; i++) {
-        const int64_t start = offsets[i], end = offsets[i + 1], k = kept[i];
-        int64_t j;
-        mlite_store_le(lens + i * lw, (uint64_t)(end - start), lw);
-        mlite_store_le(keeps + i * lw, (uint64_t)k, lw);
-        mlite_store_le(runs + i * w, end > start ? (uint64_t)values[end - 1] - base : 0, w);
-        for (j = 0; j < k; j++)
-            mlite_store_le(vals + (uint64_t)j * w, (uint64_t)values[start + j] - base, w);
-        vals += (uint64_t)k * w;
-    }
-}
-
-void mlite_tokens_pack(const int64_t *values, const int64_t *offsets, const int64_t *kept,
-                       const mlite_tokens_header *h, uint8_t *body)
-{
-    switch (h->w) {
-    case 1:
-        mlite_pack_impl(values, offsets, kept, h, body, 1);
-        break;
-    case 2:
-        mlite_pack_impl(values, offsets, kept, h, body, 2);
-        break;
-    case 4:
-        mlite_pack_impl(values, offsets, kept, h, body, 4);
-        break;
-    default:
-        mlite_pack_impl(values, offsets, kept, h, body, 8);
-        break;
-    }
+    MLITE_BY_TYPE(, mlite_pack, MLITE_PACK_ARGS)
+    return MLITE_OK;
 }
 
 int mlite_tokens_body_size(const mlite_tokens_header *h, uint64_t *size)

@@ -42,20 +42,30 @@ typedef struct {
     unsigned lw;       /* bytes per stored length: 1, 2, 4 or 8 */
 } mlite_tokens_header;
 
+/* What the encoder's first pass learns about the values (all rows together). */
+typedef struct {
+    uint64_t n_kept;   /* sum of kept[] */
+    uint64_t max_len;  /* the longest row's length */
+    int64_t min, max;  /* over all values, when any; unsigned types store their bits */
+    int any;           /* whether there is any value */
+} mlite_tokens_stats;
+
 /*
  * Encoder, pass 1: kept[i] = length of row i minus its maximal trailing run of
- * equal values (0 for an empty row). offsets holds n_rows + 1 non-decreasing
- * indexes into values, starting at 0. Returns the sum of kept[].
+ * equal values (0 for an empty row), and the stats. values holds elements of
+ * elem_size bytes (1, 2, 4 or 8), signed when is_signed, in native order;
+ * offsets holds n_rows + 1 non-decreasing indexes into them, starting at 0.
+ * Returns MLITE_E_WIDTH for another element size, else MLITE_OK.
  */
-uint64_t mlite_tokens_split(const int64_t *values, const int64_t *offsets, size_t n_rows,
-                            int64_t *kept);
+int mlite_tokens_split(const void *values, unsigned elem_size, int is_signed, const int64_t *offsets,
+                       size_t n_rows, int64_t *kept, mlite_tokens_stats *stats);
 
 /*
  * Encoder, pass 2: write the body (mlite_tokens_body_size bytes) for the rows
  * split by mlite_tokens_split. Every value minus h->base must fit in h->w bytes.
  */
-void mlite_tokens_pack(const int64_t *values, const int64_t *offsets, const int64_t *kept,
-                       const mlite_tokens_header *h, uint8_t *body);
+int mlite_tokens_pack(const void *values, unsigned elem_size, int is_signed, const int64_t *offsets,
+                      const int64_t *kept, const mlite_tokens_header *h, uint8_t *body);
 
 /*
  * Body size the header implies: n_rows * (2 * lw + w) + n_kept * w. Returns 0 and

@@ -27,10 +27,17 @@ cdef extern from "mlite_tokens.h" nogil:
         unsigned w
         unsigned lw
 
-    uint64_t mlite_tokens_split(const int64_t *values, const int64_t *offsets, size_t n_rows,
-                                int64_t *kept)
-    void mlite_tokens_pack(const int64_t *values, const int64_t *offsets, const int64_t *kept,
-                           const mlite_tokens_header *h, uint8_t *body)
+    ctypedef struct mlite_tokens_stats:
+        uint64_t n_kept
+        uint64_t max_len
+        int64_t min
+        int64_t max
+        int any
+
+    int mlite_tokens_split(const void *values, unsigned elem_size, int is_signed, const int64_t *offsets,
+                           size_t n_rows, int64_t *kept, mlite_tokens_stats *stats)
+    int mlite_tokens_pack(const void *values, unsigned elem_size, int is_signed, const int64_t *offsets,
+                          const int64_t *kept, const mlite_tokens_header *h, uint8_t *body)
     int mlite_tokens_body_size(const mlite_tokens_header *h, uint64_t *size)
     int mlite_tokens_check(const uint8_t *body, size_t body_len, const mlite_tokens_header *h,
                            int64_t width)
@@ -67,10 +74,10 @@ cdef inline const uint8_t *_bytes_ptr(const uint8_t[::1] buf) noexcept:
     return &buf[0] if buf.shape[0] else <const uint8_t *>_EMPTY
 
 
-cdef bint _rows_ok(const int64_t[::1] values, const int64_t[::1] offsets, const int64_t[::1] kept) noexcept:
-    """Whether offsets index values (0 first, never decreasing, len(values) last) and match kept."""
+cdef bint _rows_ok(Py_ssize_t n_values, const int64_t[::1] offsets, const int64_t[::1] kept) noexcept:
+    """Whether offsets index n_values values (0 first, never decreasing, n_values last) and match kept."""
     cdef Py_ssize_t i, n = kept.shape[0]
-    if offsets.shape[0] != n + 1 or offsets[0] != 0 or offsets[n] != values.shape[0]:
+    if offsets.shape[0] != n + 1 or offsets[0] != 0 or offsets[n] != n_values:
         return False
     for i in range(n):
         if offsets[i + 1] < offsets[i]:
@@ -78,30 +85,57 @@ cdef bint _rows_ok(const int64_t[::1] values, const int64_t[::1] offsets, const 
     return True
 
 
+cdef const uint8_t[::1] _value_bytes(object values, unsigned *elem_size, int *is_signed) except *:
+    """The raw bytes of a 1-D C-contiguous native-order integer array, with its element type."""
+    dtype = values.dtype
+    if values.ndim != 1 or dtype.kind not in "iu" or not dtype.isnative or not values.flags.c_contiguous:
+        raise TypeError("token values must be a 1-D C-contiguous native-order integer array")
+    elem_size[0] = dtype.itemsize
+    is_signed[0] = dtype.kind == "i"
+    return values.view(np.uint8)
+
+
 # The encoder kernels trust their arguments, so these wrappers check, in O(rows), whatever
 # would otherwise let a wrong argument make them read or write out of bounds.
 
-def split(const int64_t[::1] values, const int64_t[::1] offsets, int64_t[::1] kept) -> int:
-    """Fill ``kept`` with each row's length less its maximal trailing run; return the total."""
+def split(object values, const int64_t[::1] offsets, int64_t[::1] kept) -> tuple:
+    """Fill ``kept`` with each row's length less its maximal trailing run.
+
+    ``values`` is any 1-D integer array. Returns ``(n_kept, min, max, max_len)``:
+    min and max over all values (0 when there are none; max as a Python int, so
+    a uint64 value above int64 shows), and the longest row's length.
+    """
+    cdef unsigned elem_size
+    cdef int is_signed, status
+    cdef const uint8_t[::1] raw = _value_bytes(values, &elem_size, &is_signed)
     cdef size_t n = kept.shape[0]
-    cdef uint64_t total
-    if not _rows_ok(values, offsets, kept):
+    cdef mlite_tokens_stats stats
+    if not _rows_ok(values.shape[0], offsets, kept):
         raise ValueError("offsets must run from 0 to len(values), never decrease, and hold len(kept) + 1")
     if n == 0:
-        return 0
+        return 0, 0, 0, 0
     with nogil:
-        total = mlite_tokens_split(&values[0] if values.shape[0] else <const int64_t *>_EMPTY,
-                                   &offsets[0], n, &kept[0])
-    return total
+        status = mlite_tokens_split(&raw[0] if raw.shape[0] else <const uint8_t *>_EMPTY, elem_size,
+                                    is_signed, &offsets[0], n, &kept[0], &stats)
+    if status:
+        raise ValueError(f"token values of {elem_size} bytes are not supported")
+    if not stats.any:
+        return stats.n_kept, 0, 0, stats.max_len
+    if is_signed:
+        return stats.n_kept, stats.min, stats.max, stats.max_len
+    return stats.n_kept, <uint64_t>stats.min, <uint64_t>stats.max, stats.max_len  # the kernel stores them as int64
 
 
-def pack(const int64_t[::1] values, const int64_t[::1] offsets, const int64_t[::1] kept,
+def pack(object values, const int64_t[::1] offsets, const int64_t[::1] kept,
          object header, uint8_t[::1] body) -> None:
     """Write the body of the rows split by :func:`split` into the uint8 array ``body``."""
+    cdef unsigned elem_size
+    cdef int is_signed
+    cdef const uint8_t[::1] raw = _value_bytes(values, &elem_size, &is_signed)
     cdef mlite_tokens_header h = _header(header)
     cdef uint64_t size, total = 0
     cdef Py_ssize_t i
-    if not _rows_ok(values, offsets, kept) or <uint64_t>kept.shape[0] != h.n_rows:
+    if not _rows_ok(values.shape[0], offsets, kept) or <uint64_t>kept.shape[0] != h.n_rows:
         raise ValueError("offsets must run from 0 to len(values), never decrease, and hold n_rows + 1")
     for i in range(kept.shape[0]):
         if kept[i] < 0 or kept[i] > offsets[i + 1] - offsets[i]:
@@ -112,7 +146,7 @@ def pack(const int64_t[::1] values, const int64_t[::1] offsets, const int64_t[::
     if h.n_rows == 0:
         return
     with nogil:
-        mlite_tokens_pack(&values[0] if values.shape[0] else <const int64_t *>_EMPTY,
+        mlite_tokens_pack(&raw[0] if raw.shape[0] else <const uint8_t *>_EMPTY, elem_size, is_signed,
                           &offsets[0], &kept[0], &h, &body[0])
 
 

@@ -220,7 +220,7 @@ class TokenCodec:
     def __init__(self, kernels: ModuleType) -> None:
         self.kernels = kernels
 
-    def encode_tokens(self, values: np.ndarray, offsets: np.ndarray, level: int = 3) -> bytes:
+    def encode_tokens(self, values: np.ndarray, offsets: np.ndarray, level: int | None = 3) -> bytes:
         """Encode ragged integer rows as one self-describing tokens1 block.
 
         Parameters
@@ -230,8 +230,10 @@ class TokenCodec:
             rows one after another.
         offsets : numpy.ndarray
             ``n + 1`` integer offsets: row ``i`` is ``values[offsets[i]:offsets[i + 1]]``.
-        level : int
-            zstd level; 3 by default (docs/format.md has the measurements).
+        level : int or None
+            zstd level; 3 by default (docs/format.md has the measurements). None
+            stores the body uncompressed: cheaper to write, for data read back at
+            most once (the write-ahead log).
 
         Returns
         -------
@@ -245,19 +247,18 @@ class TokenCodec:
         values = np.asarray(values)
         if values.ndim != 1 or values.dtype.kind not in "iu":
             raise TypeError(f"token values must be a 1-D integer array, not {values.dtype} {values.shape}")
-        if values.dtype == np.uint64 and values.size and int(values.max()) > _INT64.max:
-            raise OverflowError(f"token value {int(values.max())} does not fit int64")
         offsets = np.asarray(offsets)
         if offsets.ndim != 1 or len(offsets) == 0 or offsets.dtype.kind not in "iu":
             raise ValueError("offsets must be a non-empty 1-D integer array of n + 1 row starts")
         offsets = np.ascontiguousarray(offsets, dtype=np.int64)
-        if offsets[0] != 0 or offsets[-1] != len(values) or np.any(np.diff(offsets) < 0):
+        if offsets[0] != 0 or offsets[-1] != len(values) or np.any(offsets[1:] < offsets[:-1]):
             raise ValueError(
                 f"offsets must start at 0, never decrease and end at len(values) = {len(values)}"
             )
-        return self._encode(np.ascontiguousarray(values, dtype=np.int64), offsets, level)
+        # The kernels read every integer type as it is: no int64 copy of the values.
+        return self._encode(np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("=")), offsets, level)
 
-    def encode_token_lists(self, rows: Sequence[Sequence[int]], level: int = 3) -> bytes:
+    def encode_token_lists(self, rows: Sequence[Sequence[int]], level: int | None = 3) -> bytes:
         """Encode rows given as Python lists of ints; the same bytes as :meth:`encode_tokens`.
 
         Raises
@@ -277,21 +278,22 @@ class TokenCodec:
             raise
         return self._encode(values, offsets, level)
 
-    def _encode(self, values: np.ndarray, offsets: np.ndarray, level: int) -> bytes:
+    def _encode(self, values: np.ndarray, offsets: np.ndarray, level: int | None) -> bytes:
         n_rows = len(offsets) - 1
-        lw = _byte_width(int(np.max(np.diff(offsets))) if n_rows else 0)
-        base, w = 0, 1
-        if len(values):
-            base = int(values.min())
-            w = _byte_width(int(values.max()) - base)
         kept = np.empty(n_rows, dtype=np.int64)
-        n_kept = self.kernels.split(values, offsets, kept)
+        n_kept, low, high, longest = self.kernels.split(values, offsets, kept)
+        if high > _INT64.max:
+            raise OverflowError(f"token value {high} does not fit int64")
+        lw = _byte_width(longest)
+        base, w = (low, _byte_width(high - low)) if len(values) else (0, 1)
         header = TokenHeader(n_rows, n_kept, len(values), base, w, lw)
         body = np.empty(n_rows * (2 * lw + w) + n_kept * w, dtype=np.uint8)
         self.kernels.pack(values, offsets, kept, header, body)
-        payload, flags = zstd_compress(body, level), FLAG_ZSTD
-        if len(payload) >= len(body):
-            payload, flags = body.tobytes(), 0
+        payload, flags = body.data, 0
+        if level is not None:
+            packed = zstd_compress(body, level)
+            if len(packed) < len(body):
+                payload, flags = packed, FLAG_ZSTD
         prefix = _HEADER.pack(TOKENS_MAGIC, TOKENS_VERSION, flags, w, lw, n_rows, n_kept, len(values), base)
         return prefix + payload
 

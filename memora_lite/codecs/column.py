@@ -63,7 +63,7 @@ class _Encoding:
     zstd: bool  # whether "<name>+zstd" exists
 
 
-def encode_column(column: Column, kind: str, level: int = 3) -> tuple[str, bytes]:
+def encode_column(column: Column, kind: str, level: int | None = 3) -> tuple[str, bytes]:
     """Encode one column chunk; return the encoding's name and the bytes.
 
     Parameters
@@ -72,8 +72,9 @@ def encode_column(column: Column, kind: str, level: int = 3) -> tuple[str, bytes
         The chunk, shaped as ``kind`` says (see the module docstring).
     kind : str
         One of ``KINDS``.
-    level : int
-        zstd level for the compression step.
+    level : int or None
+        zstd level for the compression step; None skips it (a write-ahead log
+        record is written once and read back at most once).
 
     Returns
     -------
@@ -95,7 +96,7 @@ def encode_column(column: Column, kind: str, level: int = 3) -> tuple[str, bytes
     if encoder is None:
         raise ValueError(f"unknown column kind {kind!r}; use one of {', '.join(KINDS)}")
     name, data = encoder(column, level)
-    if _ENCODINGS[name].zstd:
+    if _ENCODINGS[name].zstd and level is not None:
         packed = zstd_compress(data, level)
         if len(packed) < len(data):
             return name + ZSTD_SUFFIX, packed
@@ -185,13 +186,13 @@ def _little_endian(values: np.ndarray) -> bytes:
     return np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<")).tobytes()
 
 
-def _encode_fixed(column: Column, level: int) -> tuple[str, bytes]:
+def _encode_fixed(column: Column, level: int | None) -> tuple[str, bytes]:
     if not isinstance(column, np.ndarray) or column.ndim != 1 or column.dtype.kind not in "biufc":
         raise TypeError(f"a fixed column is a 1-D numeric or bool array, not {_describe(column)}")
     return "plain", _little_endian(column)
 
 
-def _encode_matrix(column: Column, level: int) -> tuple[str, bytes]:
+def _encode_matrix(column: Column, level: int | None) -> tuple[str, bytes]:
     if not isinstance(column, np.ndarray) or column.ndim != 2 or column.dtype.kind != "f":
         raise TypeError(f"a matrix column is a 2-D float array, not {_describe(column)}")
     return "plain", _little_endian(column)
@@ -238,7 +239,7 @@ def _checked_ragged(column: Column, kind: str, kinds: str) -> Ragged:
     return column
 
 
-def _encode_tokens(column: Column, level: int) -> tuple[str, bytes]:
+def _encode_tokens(column: Column, level: int | None) -> tuple[str, bytes]:
     ragged = _checked_ragged(column, "tokens", "iu")
     return "tokens1", encode_tokens(ragged.values, ragged.offsets, level)
 
@@ -250,7 +251,7 @@ def _decode_tokens(buf: memoryview, rows: int, kind: str, dtype: np.dtype, dim: 
     return ragged
 
 
-def _encode_ragged(column: Column, level: int) -> tuple[str, bytes]:
+def _encode_ragged(column: Column, level: int | None) -> tuple[str, bytes]:
     ragged = _checked_ragged(column, "ragged", "biuf")
     lengths = ragged.lengths()
     if len(lengths) and int(lengths.max()) >= _U32_LIMIT:
@@ -276,7 +277,7 @@ def _decode_ragged(buf: memoryview, rows: int, kind: str, dtype: np.dtype, dim: 
 # --- utf8 -------------------------------------------------------------------------------------
 
 
-def _encode_strings(column: Column, level: int) -> tuple[str, bytes]:
+def _encode_strings(column: Column, level: int | None) -> tuple[str, bytes]:
     if not isinstance(column, np.ndarray) or column.ndim != 1:
         raise TypeError(f"a strings column is a 1-D object array of str, not {_describe(column)}")
     parts = []
@@ -329,7 +330,7 @@ def _refuse_ext(code: int, data: bytes) -> Any:
     raise CodecError(f"msgpack column: extension type {code} is never written")
 
 
-def _encode_objects(column: Column, level: int) -> tuple[str, bytes]:
+def _encode_objects(column: Column, level: int | None) -> tuple[str, bytes]:
     if isinstance(column, Ragged):  # ARRAY of VARCHAR: rows of strings
         rows = _checked_ragged(column, "objects", "O").to_lists()
         return "msgpack_ragged", msgpack.packb(rows, use_bin_type=True, default=_msgpack_default)
@@ -367,7 +368,7 @@ def _describe(column: Any) -> str:
     return type(column).__name__
 
 
-_ENCODERS: dict[str, Callable[[Column, int], tuple[str, bytes]]] = {
+_ENCODERS: dict[str, Callable[[Column, int | None], tuple[str, bytes]]] = {
     "fixed": _encode_fixed,
     "matrix": _encode_matrix,
     "tokens": _encode_tokens,

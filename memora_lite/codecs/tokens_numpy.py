@@ -39,29 +39,34 @@ _WIDTHS = (1, 2, 4, 8)
 _U64 = 1 << 64
 
 
-def split(values: np.ndarray, offsets: np.ndarray, kept: np.ndarray) -> int:
-    """Fill ``kept`` with each row's length less its maximal trailing run; return the total.
+def split(values: np.ndarray, offsets: np.ndarray, kept: np.ndarray) -> tuple[int, int, int, int]:
+    """Fill ``kept`` with each row's length less its maximal trailing run.
 
-    ``values`` and ``offsets`` are C-contiguous int64, ``offsets`` valid for ``values``.
+    ``values`` is any 1-D integer array, ``offsets`` C-contiguous int64 valid for
+    it. Returns ``(n_kept, min, max, max_len)``: min and max over all values (0
+    when there are none), and the longest row's length.
     """
+    if values.ndim != 1 or values.dtype.kind not in "iu":
+        raise TypeError("token values must be a 1-D C-contiguous native-order integer array")
     lengths = np.diff(offsets)
     kept[:] = 0
     rows = np.flatnonzero(lengths)
     if len(rows):
-        last = np.zeros(len(lengths), dtype=np.int64)
+        last = np.zeros(len(lengths), dtype=values.dtype)
         last[rows] = values[offsets[1:][rows] - 1]
         position = np.arange(1, len(values) + 1) - np.repeat(offsets[:-1], lengths)
         # A row keeps everything up to its last value that differs from its final value.
         score = np.where(values != np.repeat(last, lengths), position, 0)
         kept[rows] = np.maximum.reduceat(score, offsets[:-1][rows])
-    return int(kept.sum())
+    low, high = (int(values.min()), int(values.max())) if len(values) else (0, 0)
+    return int(kept.sum()), low, high, int(lengths.max()) if len(lengths) else 0
 
 
 def pack(values: np.ndarray, offsets: np.ndarray, kept: np.ndarray, header: Any, body: np.ndarray) -> None:
     """Write the body of the rows split by :func:`split` into the uint8 array ``body``."""
     n, w, lw = header.n_rows, header.w, header.lw
     lengths = np.diff(offsets)
-    stored = values.view(np.uint64) - np.uint64(header.base % _U64)
+    stored = values.astype(np.int64).view(np.uint64) - np.uint64(header.base % _U64)
     runs = np.zeros(n, dtype=np.uint64)
     rows = np.flatnonzero(lengths)
     runs[rows] = stored[offsets[1:][rows] - 1]

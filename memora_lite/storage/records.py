@@ -31,7 +31,7 @@ from memora_lite.columns import Batch, Column
 from memora_lite.errors import CodecError, CorruptionError
 from memora_lite.schema import Schema, column_kind, element_dtype
 
-WAL_CODEC_LEVEL = 1  # the log favours speed; segments compress harder
+WAL_CODEC_LEVEL = None  # no zstd: a record is written once and read back at most once (recovery)
 
 
 def encode_rows(batch: Batch, schema: Schema, grown: Schema | None) -> bytes:
