@@ -18,7 +18,8 @@ tokens = Extension(
 
 rows = Extension(
     "memora_lite._rows",
-    sources=["memora_lite/_rows.pyx"],
+    sources=["memora_lite/_rows.pyx", "csrc/mlite_crc32.c"],
+    include_dirs=["csrc"],
     extra_compile_args=[] if sys.platform == "win32" else ["-O3"],
 )
 

@@ -3,13 +3,19 @@
 /* BEGIN: Cython Metadata
 {
     "distutils": {
-        "depends": [],
+        "depends": [
+            "csrc/mlite_crc32.h"
+        ],
         "extra_compile_args": [
             "-O3"
         ],
+        "include_dirs": [
+            "csrc"
+        ],
         "name": "memora_lite._rows",
         "sources": [
-            "memora_lite/_rows.pyx"
+            "memora_lite/_rows.pyx",
+            "csrc/mlite_crc32.c"
         ]
     },
     "module_name": "memora_lite._rows"
@@ -1350,6 +1356,7 @@ static int __Pyx_init_tpflags_variables(void) {
     #endif
     }
     
+#include "mlite_crc32.h"
 #ifdef _OPENMP
 #include <omp.h>
 #endif /* _OPENMP */
@@ -1568,6 +1575,7 @@ static const char * const __pyx_cfilenm = __FILE__;
 
 static const char* const __pyx_f[] = {
   "memora_lite/_rows.pyx",
+  "carray.to_py",
   "cpython/type.pxd",
 };
 /* #### Code section: utility_code_proto_before_types ### */
@@ -1745,6 +1753,28 @@ static const char* const __pyx_f[] = {
 /* #### Code section: type_declarations ### */
 
 /*--- Type declarations ---*/
+struct __pyx_obj_11memora_lite_5_rows_RowEncoder;
+
+/* "memora_lite/_rows.pyx":60
+ * 
+ * 
+ * cdef class RowEncoder:             # <<<<<<<<<<<<<<
+ *     """Turns a one-row insert into its log record in one C pass: check, pack, frame.
+ * 
+*/
+struct __pyx_obj_11memora_lite_5_rows_RowEncoder {
+  PyObject_HEAD
+  PyObject *names;
+  Py_ssize_t n_fields;
+  Py_ssize_t pk_index;
+  PyObject *checks;
+  int kinds[64];
+  PY_LONG_LONG lows[64];
+  PY_LONG_LONG highs[64];
+  int sizes[64];
+  Py_ssize_t capacities[64];
+};
+
 /* #### Code section: utility_code_proto ### */
 
 /* --- Runtime support code (head) --- */
@@ -1820,6 +1850,120 @@ static const char* const __pyx_f[] = {
     } while (0)
 #define __Pyx_CLEAR(r)    do { PyObject* tmp = ((PyObject*)(r)); r = NULL; __Pyx_DECREF(tmp);} while(0)
 #define __Pyx_XCLEAR(r)   do { if((r) != NULL) {PyObject* tmp = ((PyObject*)(r)); r = NULL; __Pyx_DECREF(tmp);}} while(0)
+
+/* FastTypeChecks.proto (used by GivenExceptionMatches) */
+#if CYTHON_COMPILING_IN_CPYTHON
+#define __Pyx_TypeCheck(obj, type) __Pyx_IsSubtype(Py_TYPE(obj), (PyTypeObject *)type)
+#define __Pyx_TypeCheck2(obj, type1, type2) __Pyx_IsAnySubtype2(Py_TYPE(obj), (PyTypeObject *)type1, (PyTypeObject *)type2)
+static CYTHON_INLINE int __Pyx_IsSubtype(PyTypeObject *a, PyTypeObject *b);
+static CYTHON_INLINE int __Pyx_IsAnySubtype2(PyTypeObject *cls, PyTypeObject *a, PyTypeObject *b);
+#define __Pyx_PyAnySet_Check(obj)  __Pyx_TypeCheck2(obj, &PySet_Type, &PyFrozenSet_Type)
+#else
+#define __Pyx_TypeCheck(obj, type) PyObject_TypeCheck(obj, (PyTypeObject *)type)
+#define __Pyx_TypeCheck2(obj, type1, type2) (PyObject_TypeCheck(obj, (PyTypeObject *)type1) || PyObject_TypeCheck(obj, (PyTypeObject *)type2))
+#define __Pyx_PyAnySet_Check(obj)  PyAnySet_Check(obj)
+#endif
+
+/* PyThreadStateGet.proto (used by PyErrFetchRestore) */
+#if CYTHON_FAST_THREAD_STATE
+#define __Pyx_PyThreadState_declare  PyThreadState *__pyx_tstate;
+#define __Pyx_PyThreadState_assign  __pyx_tstate = __Pyx_PyThreadState_Current;
+#if PY_VERSION_HEX >= 0x030C00A6
+#define __Pyx_PyErr_Occurred()  (__pyx_tstate->current_exception != NULL)
+#define __Pyx_PyErr_CurrentExceptionType()  (__pyx_tstate->current_exception ? (PyObject*) Py_TYPE(__pyx_tstate->current_exception) : (PyObject*) NULL)
+#else
+#define __Pyx_PyErr_Occurred()  (__pyx_tstate->curexc_type != NULL)
+#define __Pyx_PyErr_CurrentExceptionType()  (__pyx_tstate->curexc_type)
+#endif
+#else
+#define __Pyx_PyThreadState_declare
+#define __Pyx_PyThreadState_assign
+#define __Pyx_PyErr_Occurred()  (PyErr_Occurred() != NULL)
+#define __Pyx_PyErr_CurrentExceptionType()  PyErr_Occurred()
+#endif
+
+/* PyErrFetchRestore.proto (used by GivenExceptionMatches) */
+#if CYTHON_FAST_THREAD_STATE
+#define __Pyx_PyErr_Clear() __Pyx_ErrRestore(NULL, NULL, NULL)
+#define __Pyx_ErrRestoreWithState(type, value, tb)  __Pyx_ErrRestoreInState(PyThreadState_GET(), type, value, tb)
+#define __Pyx_ErrFetchWithState(type, value, tb)    __Pyx_ErrFetchInState(PyThreadState_GET(), type, value, tb)
+#define __Pyx_ErrRestore(type, value, tb)  __Pyx_ErrRestoreInState(__pyx_tstate, type, value, tb)
+#define __Pyx_ErrFetch(type, value, tb)    __Pyx_ErrFetchInState(__pyx_tstate, type, value, tb)
+static CYTHON_INLINE void __Pyx_ErrRestoreInState(PyThreadState *tstate, PyObject *type, PyObject *value, PyObject *tb);
+static CYTHON_INLINE void __Pyx_ErrFetchInState(PyThreadState *tstate, PyObject **type, PyObject **value, PyObject **tb);
+#if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX < 0x030C00A6
+#define __Pyx_PyErr_SetNone(exc) (Py_INCREF(exc), __Pyx_ErrRestore((exc), NULL, NULL))
+#else
+#define __Pyx_PyErr_SetNone(exc) PyErr_SetNone(exc)
+#endif
+#else
+#define __Pyx_PyErr_Clear() PyErr_Clear()
+#define __Pyx_PyErr_SetNone(exc) PyErr_SetNone(exc)
+#define __Pyx_ErrRestoreWithState(type, value, tb)  PyErr_Restore(type, value, tb)
+#define __Pyx_ErrFetchWithState(type, value, tb)  PyErr_Fetch(type, value, tb)
+#define __Pyx_ErrRestoreInState(tstate, type, value, tb)  PyErr_Restore(type, value, tb)
+#define __Pyx_ErrFetchInState(tstate, type, value, tb)  PyErr_Fetch(type, value, tb)
+#define __Pyx_ErrRestore(type, value, tb)  PyErr_Restore(type, value, tb)
+#define __Pyx_ErrFetch(type, value, tb)  PyErr_Fetch(type, value, tb)
+#endif
+
+/* GivenExceptionMatches.proto (used by PyErrExceptionMatches) */
+#if CYTHON_COMPILING_IN_CPYTHON
+static CYTHON_INLINE int __Pyx_PyErr_GivenExceptionMatches(PyObject *err, PyObject *type);
+static CYTHON_INLINE int __Pyx_PyErr_GivenExceptionMatches2(PyObject *err, PyObject *type1, PyObject *type2);
+#else
+#define __Pyx_PyErr_GivenExceptionMatches(err, type) PyErr_GivenExceptionMatches(err, type)
+static CYTHON_INLINE int __Pyx_PyErr_GivenExceptionMatches2(PyObject *err, PyObject *type1, PyObject *type2) {
+    return PyErr_GivenExceptionMatches(err, type1) || PyErr_GivenExceptionMatches(err, type2);
+}
+#endif
+#define __Pyx_PyErr_ExceptionMatches2(err1, err2)  __Pyx_PyErr_GivenExceptionMatches2(__Pyx_PyErr_CurrentExceptionType(), err1, err2)
+
+/* PyErrExceptionMatches.proto (used by PyObjectGetAttrStrNoError) */
+#if CYTHON_FAST_THREAD_STATE
+#define __Pyx_PyErr_ExceptionMatches(err) __Pyx_PyErr_ExceptionMatchesInState(__pyx_tstate, err)
+static CYTHON_INLINE int __Pyx_PyErr_ExceptionMatchesInState(PyThreadState* tstate, PyObject* err);
+#else
+#define __Pyx_PyErr_ExceptionMatches(err)  PyErr_ExceptionMatches(err)
+#endif
+
+/* PyObjectGetAttrStr.proto (used by PyObjectGetAttrStrNoError) */
+#if CYTHON_USE_TYPE_SLOTS
+static CYTHON_INLINE PyObject* __Pyx_PyObject_GetAttrStr(PyObject* obj, PyObject* attr_name);
+#else
+#define __Pyx_PyObject_GetAttrStr(o,n) PyObject_GetAttr(o,n)
+#endif
+
+/* PyObjectGetAttrStrNoError.proto (used by GetBuiltinName) */
+static CYTHON_INLINE PyObject* __Pyx_PyObject_GetAttrStrNoError(PyObject* obj, PyObject* attr_name);
+
+/* GetBuiltinName.proto */
+static PyObject *__Pyx_GetBuiltinName(PyObject *name);
+
+/* GetTopmostException.proto (used by SaveResetException) */
+#if CYTHON_USE_EXC_INFO_STACK && CYTHON_FAST_THREAD_STATE
+static _PyErr_StackItem * __Pyx_PyErr_GetTopmostException(PyThreadState *tstate);
+#endif
+
+/* SaveResetException.proto */
+#if CYTHON_FAST_THREAD_STATE
+#define __Pyx_ExceptionSave(type, value, tb)  __Pyx__ExceptionSave(__pyx_tstate, type, value, tb)
+static CYTHON_INLINE void __Pyx__ExceptionSave(PyThreadState *tstate, PyObject **type, PyObject **value, PyObject **tb);
+#define __Pyx_ExceptionReset(type, value, tb)  __Pyx__ExceptionReset(__pyx_tstate, type, value, tb)
+static CYTHON_INLINE void __Pyx__ExceptionReset(PyThreadState *tstate, PyObject *type, PyObject *value, PyObject *tb);
+#else
+#define __Pyx_ExceptionSave(type, value, tb)   PyErr_GetExcInfo(type, value, tb)
+#define __Pyx_ExceptionReset(type, value, tb)  PyErr_SetExcInfo(type, value, tb)
+#endif
+
+/* PyTypeError_Check.proto */
+#define __Pyx_PyExc_TypeError_Check(obj)  __Pyx_TypeCheck(obj, PyExc_TypeError)
+
+/* PyOverflowError_Check.proto */
+#define __Pyx_PyExc_OverflowError_Check(obj)  __Pyx_TypeCheck(obj, PyExc_OverflowError)
+
+/* PyIndexError_Check.proto */
+#define __Pyx_PyExc_IndexError_Check(obj)  __Pyx_TypeCheck(obj, PyExc_IndexError)
 
 /* CopyObjectArray.proto (used by TupleOrListFromArrayImpl) */
 #if CYTHON_COMPILING_IN_CPYTHON
@@ -1949,26 +2093,6 @@ typedef struct {
 static CYTHON_INLINE int __Pyx_IgnoreGivenException(PyObject *given_exception, PyObject *ignorable_exception);
 #define __Pyx_IgnoreException(ignorable_exception) __Pyx_IgnoreGivenException(NULL, ignorable_exception)
 
-/* FastTypeChecks.proto (used by UnpackUnboundCMethod_impl) */
-#if CYTHON_COMPILING_IN_CPYTHON
-#define __Pyx_TypeCheck(obj, type) __Pyx_IsSubtype(Py_TYPE(obj), (PyTypeObject *)type)
-#define __Pyx_TypeCheck2(obj, type1, type2) __Pyx_IsAnySubtype2(Py_TYPE(obj), (PyTypeObject *)type1, (PyTypeObject *)type2)
-static CYTHON_INLINE int __Pyx_IsSubtype(PyTypeObject *a, PyTypeObject *b);
-static CYTHON_INLINE int __Pyx_IsAnySubtype2(PyTypeObject *cls, PyTypeObject *a, PyTypeObject *b);
-#define __Pyx_PyAnySet_Check(obj)  __Pyx_TypeCheck2(obj, &PySet_Type, &PyFrozenSet_Type)
-#else
-#define __Pyx_TypeCheck(obj, type) PyObject_TypeCheck(obj, (PyTypeObject *)type)
-#define __Pyx_TypeCheck2(obj, type1, type2) (PyObject_TypeCheck(obj, (PyTypeObject *)type1) || PyObject_TypeCheck(obj, (PyTypeObject *)type2))
-#define __Pyx_PyAnySet_Check(obj)  PyAnySet_Check(obj)
-#endif
-
-/* PyObjectGetAttrStr.proto (used by UnpackUnboundCMethod_impl) */
-#if CYTHON_USE_TYPE_SLOTS
-static CYTHON_INLINE PyObject* __Pyx_PyObject_GetAttrStr(PyObject* obj, PyObject* attr_name);
-#else
-#define __Pyx_PyObject_GetAttrStr(o,n) PyObject_GetAttr(o,n)
-#endif
-
 /* UnpackUnboundCMethod_impl.export */
 static int __Pyx_TryUnpackUnboundCMethod(__Pyx_CachedCFunction* target);
 
@@ -2082,6 +2206,256 @@ static CYTHON_INLINE int __Pyx_ArgTypeTest(PyObject *obj, PyTypeObject *type, in
 /* PyValueError_Check.proto */
 #define __Pyx_PyExc_ValueError_Check(obj)  __Pyx_TypeCheck(obj, PyExc_ValueError)
 
+/* RaiseException.export */
+static void __Pyx_Raise(PyObject *type, PyObject *value, PyObject *tb, PyObject *cause);
+
+/* PyFrozenDict.proto (used by GetItemInt) */
+#if CYTHON_COMPILING_IN_LIMITED_API
+#define __Pyx_PyFrozenDict_TypePtr  ((PyTypeObject*) __pyx_mstate_global->__Pyx_PyFrozenDictType)
+#define __Pyx_PyFrozenDict_New(it)  __Pyx__PyFrozenDict_New(__pyx_mstate_global->__Pyx_PyFrozenDictType, it)
+static CYTHON_INLINE PyObject* __Pyx__PyFrozenDict_New(PyObject* frozendict_type, PyObject* it);
+#define __Pyx_PyFrozenDict_NewEmpty()  __Pyx_PyFrozenDict_New(NULL)
+#define __Pyx_PyFrozenDict_Check(obj)  PyObject_TypeCheck((obj), __Pyx_PyFrozenDict_TypePtr)
+#define __Pyx_PyFrozenDict_CheckExact(obj)  Py_IS_TYPE((obj), __Pyx_PyFrozenDict_TypePtr)
+#define __Pyx_PyAnyDict_Check(obj)   __Pyx__PyAnyDict_Check(obj, __Pyx_PyFrozenDict_TypePtr)
+static CYTHON_INLINE int __Pyx__PyAnyDict_Check(PyObject *obj, PyTypeObject* frozendict_type) {
+    return PyObject_TypeCheck(obj, &PyDict_Type) || PyObject_TypeCheck(obj, frozendict_type);
+}
+#define __Pyx_PyAnyDict_CheckExact(obj)  __Pyx__PyAnyDict_CheckExact(obj, __Pyx_PyFrozenDict_TypePtr)
+static CYTHON_INLINE int __Pyx__PyAnyDict_CheckExact(PyObject *obj, PyTypeObject* frozendict_type) {
+    return Py_IS_TYPE(obj, &PyDict_Type) || Py_IS_TYPE(obj, frozendict_type);
+}
+#elif PY_VERSION_HEX >= 0x030f00a6 ||\
+    (defined(PyFrozenDict_Check) && defined(PyAnyDict_Check) && defined(PyFrozenDict_New))
+#define __Pyx_PyFrozenDict_TypePtr  (&PyFrozenDict_Type)
+#define __Pyx_PyFrozenDict_New(it)  PyFrozenDict_New(it)
+#define __Pyx_PyFrozenDict_NewEmpty()  PyFrozenDict_New(NULL)
+#define __Pyx_PyFrozenDict_Check(obj)  PyFrozenDict_Check(obj)
+#define __Pyx_PyFrozenDict_CheckExact(obj)  PyFrozenDict_CheckExact(obj)
+#define __Pyx_PyAnyDict_Check(obj)  PyAnyDict_Check(obj)
+#define __Pyx_PyAnyDict_CheckExact(obj)  PyAnyDict_CheckExact(obj)
+#else
+#define __Pyx_PyFrozenDict_TypePtr  (&PyDict_Type)
+static CYTHON_INLINE PyObject* __Pyx_PyFrozenDict_New(PyObject* it) {
+    if (!it) {
+        return PyDict_New();
+    } else if (PyDict_Check(it)) {
+        return PyDict_Copy(it);
+    } else {
+        PyObject *dict = PyDict_New();
+        if (!dict) return NULL;
+        PyObject *result = PyNumber_InPlaceOr(dict, it);
+        Py_DECREF(dict);
+        return result;
+    }
+}
+#define __Pyx_PyFrozenDict_NewEmpty()  PyDict_New()
+#define __Pyx_PyFrozenDict_Check(obj)  PyDict_Check(obj)
+#define __Pyx_PyFrozenDict_CheckExact(obj)  PyDict_CheckExact(obj)
+#define __Pyx_PyAnyDict_Check(obj)  PyDict_Check(obj)
+#define __Pyx_PyAnyDict_CheckExact(obj)  PyDict_CheckExact(obj)
+#endif
+
+/* GetItemInt.proto */
+#define __Pyx_GetItemInt(o, i, type, is_signed, to_py_func, wraparound, boundscheck, has_gil, unsafe_shared)\
+    (__Pyx_fits_Py_ssize_t(i, type, is_signed) ?\
+    __Pyx_GetItemInt_Fast(o, (Py_ssize_t)i, wraparound, boundscheck, unsafe_shared) :\
+    __Pyx_GetItemInt_Generic(o, to_py_func(i)))
+#define __Pyx_GetItemInt_List(o, i, type, is_signed, to_py_func, wraparound, boundscheck, has_gil, unsafe_shared)\
+    (__Pyx_fits_Py_ssize_t(i, type, is_signed) ?\
+    __Pyx_GetItemInt_List_Fast(o, (Py_ssize_t)i, wraparound, boundscheck, unsafe_shared) :\
+    (PyErr_SetString(PyExc_IndexError, "list index out of range"), (PyObject*)NULL))
+static CYTHON_INLINE PyObject *__Pyx_GetItemInt_List_Fast(PyObject *o, Py_ssize_t i,
+                                                              int wraparound, int boundscheck, int unsafe_shared);
+#define __Pyx_GetItemInt_Tuple(o, i, type, is_signed, to_py_func, wraparound, boundscheck, has_gil, unsafe_shared)\
+    (__Pyx_fits_Py_ssize_t(i, type, is_signed) ?\
+    __Pyx_GetItemInt_Tuple_Fast(o, (Py_ssize_t)i, wraparound, boundscheck, unsafe_shared) :\
+    (PyErr_SetString(PyExc_IndexError, "tuple index out of range"), (PyObject*)NULL))
+static CYTHON_INLINE PyObject *__Pyx_GetItemInt_Tuple_Fast(PyObject *o, Py_ssize_t i,
+                                                              int wraparound, int boundscheck, int unsafe_shared);
+static PyObject *__Pyx_GetItemInt_Generic(PyObject *o, PyObject* j);
+static CYTHON_INLINE PyObject *__Pyx_GetItemInt_Fast(PyObject *o, Py_ssize_t i,
+                                                     int wraparound, int boundscheck, int unsafe_shared);
+
+/* PyObjectCompare.proto */
+static CYTHON_INLINE int __Pyx_PyObject_CompareBoolEq_object_str(PyObject *op1, PyObject *op2, int pyop);
+
+/* PyLongCompare.proto */
+static CYTHON_INLINE int __Pyx_PyLong_BoolNeObjC(PyObject *op1, PyObject *op2, long intval, long inplace);
+
+/* PyObjectFormatSimple.proto */
+#if CYTHON_COMPILING_IN_PYPY
+    #define __Pyx_PyObject_FormatSimple(s, f) (\
+        likely(PyUnicode_CheckExact(s)) ? (Py_INCREF(s), s) :\
+        PyObject_Format(s, f))
+#elif CYTHON_USE_TYPE_SLOTS
+    #define __Pyx_PyObject_FormatSimple(s, f) (\
+        likely(PyUnicode_CheckExact(s)) ? (Py_INCREF(s), s) :\
+        likely(PyLong_CheckExact(s)) ? PyLong_Type.tp_repr(s) :\
+        likely(PyFloat_CheckExact(s)) ? PyFloat_Type.tp_repr(s) :\
+        PyObject_Format(s, f))
+#else
+    #define __Pyx_PyObject_FormatSimple(s, f) (\
+        likely(PyUnicode_CheckExact(s)) ? (Py_INCREF(s), s) :\
+        PyObject_Format(s, f))
+#endif
+
+/* JoinPyUnicode.proto */
+#define __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH\
+    (!CYTHON_COMPILING_IN_GRAAL && !CYTHON_COMPILING_IN_PYPY && !CYTHON_COMPILING_IN_LIMITED_API)
+
+/* JoinPyUnicode.export */
+static PyObject* __Pyx_PyUnicode_Join(PyObject** values, Py_ssize_t value_count, Py_ssize_t result_ulength, int kind);
+
+/* SetItemInt.proto */
+#define __Pyx_SetItemInt(o, i, v, type, is_signed, to_py_func, wraparound, boundscheck, has_gil, unsafe_shared)\
+    (__Pyx_fits_Py_ssize_t(i, type, is_signed) ?\
+    __Pyx_SetItemInt_Fast(o, (Py_ssize_t)i, v, wraparound, boundscheck, unsafe_shared) :\
+    __Pyx_SetItemInt_Generic(o, to_py_func(i), v))
+static int __Pyx_SetItemInt_Generic(PyObject *o, PyObject *j, PyObject *v);
+static CYTHON_INLINE int __Pyx_SetItemInt_Fast(PyObject *o, Py_ssize_t i, PyObject *v,
+                                               int wraparound, int boundscheck, int unsafe_shared);
+
+/* PyObjectFormatAndDecref.proto */
+static CYTHON_INLINE PyObject* __Pyx_PyObject_FormatSimpleAndDecref(PyObject* s, PyObject* f);
+static CYTHON_INLINE PyObject* __Pyx_PyObject_FormatAndDecref(PyObject* s, PyObject* f);
+
+/* PyObjectFastCallMethod.proto */
+#if CYTHON_VECTORCALL
+#define __Pyx_PyObject_FastCallMethod(name, args, nargsf) PyObject_VectorcallMethod(name, args, nargsf, NULL)
+#else
+static PyObject *__Pyx_PyObject_FastCallMethod(PyObject *name, PyObject *const *args, size_t nargsf);
+#endif
+
+/* PyObjectCompare.proto */
+static CYTHON_INLINE int __Pyx_PyObject_CompareBoolGt_int_int(PyObject *op1, PyObject *op2, int pyop);
+
+/* RejectKeywords.export */
+static void __Pyx_RejectKeywords(const char* function_name, PyObject *kwds);
+
+/* GetAttr3.proto */
+static CYTHON_INLINE PyObject *__Pyx_GetAttr3(PyObject *, PyObject *, PyObject *);
+
+/* PyDictVersioning.proto (used by GetModuleGlobalName) */
+#if CYTHON_USE_DICT_VERSIONS && CYTHON_USE_TYPE_SLOTS
+#define __PYX_DICT_VERSION_INIT  ((PY_UINT64_T) -1)
+#define __PYX_GET_DICT_VERSION(dict)  (((PyDictObject*)(dict))->ma_version_tag)
+#define __PYX_UPDATE_DICT_CACHE(dict, value, cache_var, version_var)\
+    (version_var) = __PYX_GET_DICT_VERSION(dict);\
+    (cache_var) = (value);
+#define __PYX_PY_DICT_LOOKUP_IF_MODIFIED(VAR, DICT, LOOKUP) {\
+    static PY_UINT64_T __pyx_dict_version = 0;\
+    static PyObject *__pyx_dict_cached_value = NULL;\
+    if (likely(__PYX_GET_DICT_VERSION(DICT) == __pyx_dict_version)) {\
+        (VAR) = __Pyx_XNewRef(__pyx_dict_cached_value);\
+    } else {\
+        (VAR) = __pyx_dict_cached_value = (LOOKUP);\
+        __pyx_dict_version = __PYX_GET_DICT_VERSION(DICT);\
+    }\
+}
+static CYTHON_INLINE PY_UINT64_T __Pyx_get_tp_dict_version(PyObject *obj);
+static CYTHON_INLINE PY_UINT64_T __Pyx_get_object_dict_version(PyObject *obj);
+static CYTHON_INLINE int __Pyx_object_dict_version_matches(PyObject* obj, PY_UINT64_T tp_dict_version, PY_UINT64_T obj_dict_version);
+#else
+#define __PYX_GET_DICT_VERSION(dict)  (0)
+#define __PYX_UPDATE_DICT_CACHE(dict, value, cache_var, version_var)
+#define __PYX_PY_DICT_LOOKUP_IF_MODIFIED(VAR, DICT, LOOKUP)  (VAR) = (LOOKUP);
+#endif
+
+/* GetModuleGlobalName.proto */
+#if CYTHON_USE_DICT_VERSIONS
+#define __Pyx_GetModuleGlobalName(var, name)  do {\
+    static PY_UINT64_T __pyx_dict_version = 0;\
+    static PyObject *__pyx_dict_cached_value = NULL;\
+    (var) = (likely(__pyx_dict_version == __PYX_GET_DICT_VERSION(__pyx_mstate_global->__pyx_d))) ?\
+        (likely(__pyx_dict_cached_value) ? __Pyx_NewRef(__pyx_dict_cached_value) : __Pyx_GetBuiltinName(name)) :\
+        __Pyx__GetModuleGlobalName(name, &__pyx_dict_version, &__pyx_dict_cached_value);\
+} while(0)
+#define __Pyx_GetModuleGlobalNameUncached(var, name)  do {\
+    PY_UINT64_T __pyx_dict_version;\
+    PyObject *__pyx_dict_cached_value;\
+    (var) = __Pyx__GetModuleGlobalName(name, &__pyx_dict_version, &__pyx_dict_cached_value);\
+} while(0)
+static PyObject *__Pyx__GetModuleGlobalName(PyObject *name, PY_UINT64_T *dict_version, PyObject **dict_cached_value);
+#else
+#define __Pyx_GetModuleGlobalName(var, name)  (var) = __Pyx__GetModuleGlobalName(name)
+#define __Pyx_GetModuleGlobalNameUncached(var, name)  (var) = __Pyx__GetModuleGlobalName(name)
+static CYTHON_INLINE PyObject *__Pyx__GetModuleGlobalName(PyObject *name);
+#endif
+
+/* FormatTypeName.proto (used by RaiseErrorWithObjectType1) */
+#if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX >= 0x030d0000
+typedef PyObject *__Pyx_TypeName;
+#define __Pyx_FMT_TYPENAME "%N"
+#define __Pyx_PyType_GetFullyQualifiedName(tp) Py_NewRef((PyObject*)tp)
+#define __Pyx_DECREF_TypeName(obj) Py_DECREF(obj)
+#elif CYTHON_COMPILING_IN_LIMITED_API
+typedef PyObject *__Pyx_TypeName;
+#define __Pyx_FMT_TYPENAME "%U"
+#define __Pyx_DECREF_TypeName(obj) Py_XDECREF(obj)
+static __Pyx_TypeName __Pyx_PyType_GetFullyQualifiedName(PyTypeObject* tp);
+#else  // !LIMITED_API
+typedef const char *__Pyx_TypeName;
+#define __Pyx_FMT_TYPENAME "%.200s"
+#define __Pyx_PyType_GetFullyQualifiedName(tp) ((tp)->tp_name)
+#define __Pyx_DECREF_TypeName(obj)
+#endif
+
+/* RaiseErrorWithObjectType1.proto (used by RaiseUnexpectedTypeError) */
+#define __Pyx_RaiseTypeErrorWithObjectType1(message, arg, obj) __Pyx_RaiseErrorWithObjectType1(PyExc_TypeError, message, arg, obj)
+#define __Pyx_RaiseErrorWithObjectType1(exc_type, message, arg, obj) __Pyx_RaiseErrorWithType1(exc_type, message, arg, Py_TYPE(obj))
+CYTHON_UNUSED
+static void __Pyx_RaiseErrorWithType1(PyObject* exc_type, const char* message, const char *arg, PyTypeObject *type_obj);
+
+/* RaiseUnexpectedTypeError.proto */
+CYTHON_UNUSED
+static int __Pyx_RaiseUnexpectedTypeError(const char *expected, PyObject *obj);
+
+/* HasAttr.proto (used by ImportImpl) */
+#if __PYX_LIMITED_VERSION_HEX >= 0x030d0000
+#define __Pyx_HasAttr(o, n)  PyObject_HasAttrWithError(o, n)
+#else
+static CYTHON_INLINE int __Pyx_HasAttr(PyObject *, PyObject *);
+#endif
+
+/* TupleOrListFromArrayImpl.proto (used by ListFromArray) */
+CYTHON_UNUSED static PyObject *
+__Pyx_PyList_FromArray(PyObject *const *src, Py_ssize_t n);
+
+/* ListFromArray.proto (used by ImportImpl) */
+
+
+/* ImportImpl.export */
+static PyObject *__Pyx__Import(PyObject *name, PyObject *const *imported_names, Py_ssize_t len_imported_names, PyObject *qualname, PyObject *moddict, int level);
+
+/* Import.proto */
+static CYTHON_INLINE PyObject *__Pyx_Import(PyObject *name, PyObject *const *imported_names, Py_ssize_t len_imported_names, PyObject *qualname, int level);
+
+/* PyObjectVectorcallKwds.proto (used by PyObjectVectorcallMethodKwds) */
+#if CYTHON_VECTORCALL
+#define __Pyx_Object_VectorcallKwds PyObject_Vectorcall
+CYTHON_UNUSED static int __Pyx_CheckVectorcallKwarg(PyObject *kwnames, Py_ssize_t i);
+#else
+#define __Pyx_Object_VectorcallKwds __Pyx_PyObject_FastCallDict
+CYTHON_UNUSED static PyObject *__Pyx_MakeKwargDict(PyObject **keys, PyObject **values, Py_ssize_t n);
+CYTHON_UNUSED static int __Pyx_CheckVectorcallKwarg(PyObject **kwnames, Py_ssize_t i);
+#endif
+
+/* PyObjectVectorcallMethodKwds.proto */
+#if CYTHON_VECTORCALL
+#define __Pyx_Object_VectorcallMethodKwds PyObject_VectorcallMethod
+#else
+static PyObject *__Pyx_Object_VectorcallMethodKwds(PyObject *name, PyObject *const *args, size_t nargsf, PyObject *kwnames);
+#endif
+
+/* PyObjectCompare.proto */
+static CYTHON_INLINE int __Pyx_PyObject_CompareBoolLe_int_int(PyObject *op1, PyObject *op2, int pyop);
+
+/* WriteUnraisableException.proto */
+static void __Pyx_WriteUnraisable(const char *name, int clineno,
+                                  int lineno, const char *filename,
+                                  int full_traceback, int nogil);
+
 /* BuildPyUnicode.proto (used by COrdinalToPyUnicode) */
 static PyObject* __Pyx_PyUnicode_BuildFromAscii(Py_ssize_t ulength, const char* chars, int clength,
                                                 int prepend_sign, char padding_char);
@@ -2107,59 +2481,6 @@ static CYTHON_INLINE PyObject* __Pyx_PyUnicode_FromOrdinal_Padded(int value, Py_
 static CYTHON_INLINE PyObject* __Pyx_uchar___Pyx_PyUnicode_From_Py_ssize_t(Py_ssize_t value, Py_ssize_t width, char padding_char);
 static CYTHON_INLINE PyObject* __Pyx____Pyx_PyUnicode_From_Py_ssize_t(Py_ssize_t value, Py_ssize_t width, char padding_char, char format_char);
 
-/* JoinPyUnicode.proto */
-#define __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH\
-    (!CYTHON_COMPILING_IN_GRAAL && !CYTHON_COMPILING_IN_PYPY && !CYTHON_COMPILING_IN_LIMITED_API)
-
-/* JoinPyUnicode.export */
-static PyObject* __Pyx_PyUnicode_Join(PyObject** values, Py_ssize_t value_count, Py_ssize_t result_ulength, int kind);
-
-/* PyThreadStateGet.proto (used by PyErrFetchRestore) */
-#if CYTHON_FAST_THREAD_STATE
-#define __Pyx_PyThreadState_declare  PyThreadState *__pyx_tstate;
-#define __Pyx_PyThreadState_assign  __pyx_tstate = __Pyx_PyThreadState_Current;
-#if PY_VERSION_HEX >= 0x030C00A6
-#define __Pyx_PyErr_Occurred()  (__pyx_tstate->current_exception != NULL)
-#define __Pyx_PyErr_CurrentExceptionType()  (__pyx_tstate->current_exception ? (PyObject*) Py_TYPE(__pyx_tstate->current_exception) : (PyObject*) NULL)
-#else
-#define __Pyx_PyErr_Occurred()  (__pyx_tstate->curexc_type != NULL)
-#define __Pyx_PyErr_CurrentExceptionType()  (__pyx_tstate->curexc_type)
-#endif
-#else
-#define __Pyx_PyThreadState_declare
-#define __Pyx_PyThreadState_assign
-#define __Pyx_PyErr_Occurred()  (PyErr_Occurred() != NULL)
-#define __Pyx_PyErr_CurrentExceptionType()  PyErr_Occurred()
-#endif
-
-/* PyErrFetchRestore.proto (used by RaiseException) */
-#if CYTHON_FAST_THREAD_STATE
-#define __Pyx_PyErr_Clear() __Pyx_ErrRestore(NULL, NULL, NULL)
-#define __Pyx_ErrRestoreWithState(type, value, tb)  __Pyx_ErrRestoreInState(PyThreadState_GET(), type, value, tb)
-#define __Pyx_ErrFetchWithState(type, value, tb)    __Pyx_ErrFetchInState(PyThreadState_GET(), type, value, tb)
-#define __Pyx_ErrRestore(type, value, tb)  __Pyx_ErrRestoreInState(__pyx_tstate, type, value, tb)
-#define __Pyx_ErrFetch(type, value, tb)    __Pyx_ErrFetchInState(__pyx_tstate, type, value, tb)
-static CYTHON_INLINE void __Pyx_ErrRestoreInState(PyThreadState *tstate, PyObject *type, PyObject *value, PyObject *tb);
-static CYTHON_INLINE void __Pyx_ErrFetchInState(PyThreadState *tstate, PyObject **type, PyObject **value, PyObject **tb);
-#if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX < 0x030C00A6
-#define __Pyx_PyErr_SetNone(exc) (Py_INCREF(exc), __Pyx_ErrRestore((exc), NULL, NULL))
-#else
-#define __Pyx_PyErr_SetNone(exc) PyErr_SetNone(exc)
-#endif
-#else
-#define __Pyx_PyErr_Clear() PyErr_Clear()
-#define __Pyx_PyErr_SetNone(exc) PyErr_SetNone(exc)
-#define __Pyx_ErrRestoreWithState(type, value, tb)  PyErr_Restore(type, value, tb)
-#define __Pyx_ErrFetchWithState(type, value, tb)  PyErr_Fetch(type, value, tb)
-#define __Pyx_ErrRestoreInState(tstate, type, value, tb)  PyErr_Restore(type, value, tb)
-#define __Pyx_ErrFetchInState(tstate, type, value, tb)  PyErr_Fetch(type, value, tb)
-#define __Pyx_ErrRestore(type, value, tb)  PyErr_Restore(type, value, tb)
-#define __Pyx_ErrFetch(type, value, tb)  PyErr_Fetch(type, value, tb)
-#endif
-
-/* RaiseException.export */
-static void __Pyx_Raise(PyObject *type, PyObject *value, PyObject *tb, PyObject *cause);
-
 /* tp_new.proto */
 #define __Pyx_tp_new(type_obj, args) __Pyx_tp_new_kwargs(type_obj, args, NULL)
 static CYTHON_INLINE PyObject* __Pyx_tp_new_kwargs(PyObject* type_obj, PyObject* args, PyObject* kwargs);
@@ -2180,14 +2501,74 @@ static CYTHON_INLINE int __Pyx_PyObject_SetAttrStr(PyObject* obj, PyObject* attr
 #define __Pyx_PyObject_SetAttrStr(o,n,v) PyObject_SetAttr(o,n,v)
 #endif
 
-/* SetItemInt.proto */
-#define __Pyx_SetItemInt(o, i, v, type, is_signed, to_py_func, wraparound, boundscheck, has_gil, unsafe_shared)\
-    (__Pyx_fits_Py_ssize_t(i, type, is_signed) ?\
-    __Pyx_SetItemInt_Fast(o, (Py_ssize_t)i, v, wraparound, boundscheck, unsafe_shared) :\
-    __Pyx_SetItemInt_Generic(o, to_py_func(i), v))
-static int __Pyx_SetItemInt_Generic(PyObject *o, PyObject *j, PyObject *v);
-static CYTHON_INLINE int __Pyx_SetItemInt_Fast(PyObject *o, Py_ssize_t i, PyObject *v,
-                                               int wraparound, int boundscheck, int unsafe_shared);
+/* AllocateExtensionType.proto */
+static PyObject *__Pyx_AllocateExtensionType(PyTypeObject *t, int is_final);
+
+/* CallSlotAsVectorcall.proto */
+#if CYTHON_VECTORCALL_TPNEW
+typedef PyObject * (*__Pyx_tpnewvectorcallfunc)(PyTypeObject* o, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+static PyObject * __Pyx_CallTpnewAsVectorcall(__Pyx_tpnewvectorcallfunc f, PyTypeObject* o, PyObject *a, PyObject *k);
+#endif
+
+/* RaiseErrorWithObjectType.proto (used by CallNewInitFromVectorcall) */
+#define __Pyx_RaiseTypeErrorWithObjectType(message, obj)  __Pyx_RaiseErrorWithObjectType(PyExc_TypeError, message, obj)
+#define __Pyx_RaiseErrorWithObjectType(exc_type, message, obj)  __Pyx_RaiseErrorWithType(exc_type, message, Py_TYPE(obj))
+CYTHON_UNUSED
+static void __Pyx_RaiseErrorWithType(PyObject* exc_type, const char* message, PyTypeObject *type_obj);
+
+/* CallNewInitFromVectorcall.proto */
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__Pyx_CallNewInitFromVectorcall(PyTypeObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames);
+#endif
+
+/* CallSlotAsVectorcall.proto */
+#if CYTHON_VECTORCALL_TPNEW
+typedef int (*__Pyx_tpinitvectorcallfunc)(PyObject* o, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+static int __Pyx_CallTpinitAsVectorcall(__Pyx_tpinitvectorcallfunc f, PyObject* o, PyObject *a, PyObject *k);
+#endif
+
+/* CallTypeTraverse.proto */
+#if !CYTHON_USE_TYPE_SPECS
+#define __Pyx_call_type_traverse(o, always_call, visit, arg) 0
+#else
+static int __Pyx_call_type_traverse(PyObject *o, int always_call, visitproc visit, void *arg);
+#endif
+
+/* PyObjectCallMethod0.proto (used by PyType_Ready) */
+static CYTHON_INLINE PyObject* __Pyx_PyObject_CallMethod0(PyObject* obj, PyObject* method_name);
+
+/* GetTypeDictOffset.proto (used by ValidateBasesTuple) */
+#if !CYTHON_USE_TYPE_SLOTS
+CYTHON_UNUSED static Py_ssize_t __Pyx_GetTypeDictOffset(PyObject *tp, int require_cython_valid_result);
+#endif
+
+/* ValidateBasesTuple.proto (used by PyType_Ready) */
+#if CYTHON_COMPILING_IN_CPYTHON || CYTHON_COMPILING_IN_LIMITED_API || CYTHON_USE_TYPE_SPECS
+static int __Pyx_validate_bases_tuple(const char *type_name, int has_dictoffset, PyObject *bases);
+#endif
+
+/* PyType_Ready.export */
+CYTHON_UNUSED static int __Pyx_PyType_Ready(PyTypeObject *t);
+
+/* LimitedApiGetTypeTypeDict.proto (used by DelItemOnTypeDict) */
+#if CYTHON_COMPILING_IN_LIMITED_API
+static PyObject *__Pyx_GetTypeTypeDict(PyTypeObject *tp);
+#endif
+
+/* DelItemOnTypeDict.proto (used by SetupReduce) */
+#define __Pyx_DelItemOnTypeDict(tp, k) __Pyx__DelItemOnTypeDict((PyTypeObject*)tp, k)
+
+/* DelItemOnTypeDict.export */
+static int __Pyx__DelItemOnTypeDict(PyTypeObject *tp, PyObject *k);
+
+/* SetItemOnTypeDict.proto (used by SetupReduce) */
+#define __Pyx_SetItemOnTypeDict(tp, k, v) __Pyx__SetItemOnTypeDict((PyTypeObject*)tp, k, v)
+
+/* SetItemOnTypeDict.export */
+static int __Pyx__SetItemOnTypeDict(PyTypeObject *tp, PyObject *k, PyObject *v);
+
+/* SetupReduce.export */
+static int __Pyx_setup_reduce(PyObject* type_obj);
 
 /* TypeImport.proto */
 #ifndef __PYX_HAVE_RT_ImportType_proto_3_3_1
@@ -2329,13 +2710,6 @@ static int __pyx_CyFunction_init(PyObject *module);
 #endif
 #endif
 
-/* CallTypeTraverse.proto (used by CythonFunctionShared) */
-#if !CYTHON_USE_TYPE_SPECS
-#define __Pyx_call_type_traverse(o, always_call, visit, arg) 0
-#else
-static int __Pyx_call_type_traverse(PyObject *o, int always_call, visitproc visit, void *arg);
-#endif
-
 /* PyMethodNew.proto (used by CythonFunctionShared) */
 static PyObject *__Pyx_PyMethod_New(PyObject *func, PyObject *self, PyObject *typ);
 
@@ -2364,55 +2738,6 @@ static PyObject *__Pyx_CyFunction_New(PyMethodDef *ml,
                                       PyObject *module, PyObject *globals,
                                       PyObject* code);
 static PyTypeObject *__Pyx_Get_CyFunction_Type(void);
-
-/* PyDictVersioning.proto (used by CLineInTraceback) */
-#if CYTHON_USE_DICT_VERSIONS && CYTHON_USE_TYPE_SLOTS
-#define __PYX_DICT_VERSION_INIT  ((PY_UINT64_T) -1)
-#define __PYX_GET_DICT_VERSION(dict)  (((PyDictObject*)(dict))->ma_version_tag)
-#define __PYX_UPDATE_DICT_CACHE(dict, value, cache_var, version_var)\
-    (version_var) = __PYX_GET_DICT_VERSION(dict);\
-    (cache_var) = (value);
-#define __PYX_PY_DICT_LOOKUP_IF_MODIFIED(VAR, DICT, LOOKUP) {\
-    static PY_UINT64_T __pyx_dict_version = 0;\
-    static PyObject *__pyx_dict_cached_value = NULL;\
-    if (likely(__PYX_GET_DICT_VERSION(DICT) == __pyx_dict_version)) {\
-        (VAR) = __Pyx_XNewRef(__pyx_dict_cached_value);\
-    } else {\
-        (VAR) = __pyx_dict_cached_value = (LOOKUP);\
-        __pyx_dict_version = __PYX_GET_DICT_VERSION(DICT);\
-    }\
-}
-static CYTHON_INLINE PY_UINT64_T __Pyx_get_tp_dict_version(PyObject *obj);
-static CYTHON_INLINE PY_UINT64_T __Pyx_get_object_dict_version(PyObject *obj);
-static CYTHON_INLINE int __Pyx_object_dict_version_matches(PyObject* obj, PY_UINT64_T tp_dict_version, PY_UINT64_T obj_dict_version);
-#else
-#define __PYX_GET_DICT_VERSION(dict)  (0)
-#define __PYX_UPDATE_DICT_CACHE(dict, value, cache_var, version_var)
-#define __PYX_PY_DICT_LOOKUP_IF_MODIFIED(VAR, DICT, LOOKUP)  (VAR) = (LOOKUP);
-#endif
-
-/* GivenExceptionMatches.proto (used by PyErrExceptionMatches) */
-#if CYTHON_COMPILING_IN_CPYTHON
-static CYTHON_INLINE int __Pyx_PyErr_GivenExceptionMatches(PyObject *err, PyObject *type);
-static CYTHON_INLINE int __Pyx_PyErr_GivenExceptionMatches2(PyObject *err, PyObject *type1, PyObject *type2);
-#else
-#define __Pyx_PyErr_GivenExceptionMatches(err, type) PyErr_GivenExceptionMatches(err, type)
-static CYTHON_INLINE int __Pyx_PyErr_GivenExceptionMatches2(PyObject *err, PyObject *type1, PyObject *type2) {
-    return PyErr_GivenExceptionMatches(err, type1) || PyErr_GivenExceptionMatches(err, type2);
-}
-#endif
-#define __Pyx_PyErr_ExceptionMatches2(err1, err2)  __Pyx_PyErr_GivenExceptionMatches2(__Pyx_PyErr_CurrentExceptionType(), err1, err2)
-
-/* PyErrExceptionMatches.proto (used by PyObjectGetAttrStrNoError) */
-#if CYTHON_FAST_THREAD_STATE
-#define __Pyx_PyErr_ExceptionMatches(err) __Pyx_PyErr_ExceptionMatchesInState(__pyx_tstate, err)
-static CYTHON_INLINE int __Pyx_PyErr_ExceptionMatchesInState(PyThreadState* tstate, PyObject* err);
-#else
-#define __Pyx_PyErr_ExceptionMatches(err)  PyErr_ExceptionMatches(err)
-#endif
-
-/* PyObjectGetAttrStrNoError.proto (used by CLineInTraceback) */
-static CYTHON_INLINE PyObject* __Pyx_PyObject_GetAttrStrNoError(PyObject* obj, PyObject* attr_name);
 
 /* CLineInTraceback.proto (used by AddTraceback) */
 #if CYTHON_CLINE_IN_TRACEBACK && CYTHON_CLINE_IN_TRACEBACK_RUNTIME
@@ -2447,55 +2772,38 @@ static void __pyx_insert_code_object(int code_line, __Pyx_CachedCodeObjectType* 
 static void __Pyx_AddTraceback(const char *funcname, int c_line,
                                int py_line, const char *filename);
 
+/* PyObjectCallMethod1.proto */
+static CYTHON_INLINE PyObject* __Pyx_PyObject_CallMethod1(PyObject* obj, PyObject* method_name, PyObject* arg);
+
+/* CheckUnpickleChecksumError.export */
+static void __Pyx_RaiseUnpickleChecksumError(long checksum, long checksum1, long checksum2, long checksum3, const char *members);
+
+/* CIntToPy.proto */
+static CYTHON_INLINE PyObject* __Pyx_PyLong_From_PY_LONG_LONG(PY_LONG_LONG value);
+
 /* CIntFromPy.proto */
 static CYTHON_INLINE PY_LONG_LONG __Pyx_PyLong_As_PY_LONG_LONG(PyObject *);
-
-/* CIntFromPy.proto */
-static CYTHON_INLINE int __Pyx_PyLong_As_int(PyObject *);
-
-/* PyObjectVectorcallKwds.proto (used by PyObjectVectorcallMethodKwds) */
-#if CYTHON_VECTORCALL
-#define __Pyx_Object_VectorcallKwds PyObject_Vectorcall
-CYTHON_UNUSED static int __Pyx_CheckVectorcallKwarg(PyObject *kwnames, Py_ssize_t i);
-#else
-#define __Pyx_Object_VectorcallKwds __Pyx_PyObject_FastCallDict
-CYTHON_UNUSED static PyObject *__Pyx_MakeKwargDict(PyObject **keys, PyObject **values, Py_ssize_t n);
-CYTHON_UNUSED static int __Pyx_CheckVectorcallKwarg(PyObject **kwnames, Py_ssize_t i);
-#endif
-
-/* PyObjectVectorcallMethodKwds.proto (used by CIntToPy) */
-#if CYTHON_VECTORCALL
-#define __Pyx_Object_VectorcallMethodKwds PyObject_VectorcallMethod
-#else
-static PyObject *__Pyx_Object_VectorcallMethodKwds(PyObject *name, PyObject *const *args, size_t nargsf, PyObject *kwnames);
-#endif
 
 /* CIntToPy.proto */
 static CYTHON_INLINE PyObject* __Pyx_PyLong_From_int(int value);
 
-/* CIntToPy.proto */
-static CYTHON_INLINE PyObject* __Pyx_PyLong_From_long(long value);
+/* CIntFromPy.proto */
+static CYTHON_INLINE int __Pyx_PyLong_As_int(PyObject *);
 
-/* FormatTypeName.proto */
-#if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX >= 0x030d0000
-typedef PyObject *__Pyx_TypeName;
-#define __Pyx_FMT_TYPENAME "%N"
-#define __Pyx_PyType_GetFullyQualifiedName(tp) Py_NewRef((PyObject*)tp)
-#define __Pyx_DECREF_TypeName(obj) Py_DECREF(obj)
-#elif CYTHON_COMPILING_IN_LIMITED_API
-typedef PyObject *__Pyx_TypeName;
-#define __Pyx_FMT_TYPENAME "%U"
-#define __Pyx_DECREF_TypeName(obj) Py_XDECREF(obj)
-static __Pyx_TypeName __Pyx_PyType_GetFullyQualifiedName(PyTypeObject* tp);
-#else  // !LIMITED_API
-typedef const char *__Pyx_TypeName;
-#define __Pyx_FMT_TYPENAME "%.200s"
-#define __Pyx_PyType_GetFullyQualifiedName(tp) ((tp)->tp_name)
-#define __Pyx_DECREF_TypeName(obj)
-#endif
+/* CIntFromPy.proto */
+static CYTHON_INLINE uint32_t __Pyx_PyLong_As_uint32_t(PyObject *);
 
 /* CIntFromPy.proto */
 static CYTHON_INLINE long __Pyx_PyLong_As_long(PyObject *);
+
+/* CIntToPy.proto */
+static CYTHON_INLINE PyObject* __Pyx_PyLong_From_long(long value);
+
+/* UpdateUnpickledDict.export */
+static int __Pyx_UpdateUnpickledDict(PyObject *obj, PyObject *state, Py_ssize_t index);
+
+/* CheckUnpickleChecksum.proto */
+static CYTHON_INLINE int __Pyx_CheckUnpickleChecksum(long checksum, long checksum1, long checksum2, long checksum3, const char *members);
 
 /* GetRuntimeVersion.proto */
 #if __PYX_LIMITED_VERSION_HEX < 0x030b0000
@@ -2609,10 +2917,33 @@ static int __Pyx_State_RemoveModule(void*);
 /* Module declarations from "libc.stdint" */
 
 /* Module declarations from "memora_lite._rows" */
+static PyObject *__pyx_v_11memora_lite_5_rows__local_packer = 0;
+static PyObject *__pyx_f_11memora_lite_5_rows__packer(void); /*proto*/
+static CYTHON_INLINE int __pyx_f_11memora_lite_5_rows__plain_int(PyObject *, PY_LONG_LONG *); /*proto*/
+static CYTHON_INLINE Py_ssize_t __pyx_f_11memora_lite_5_rows__array_header_size(Py_ssize_t); /*proto*/
+static CYTHON_INLINE char *__pyx_f_11memora_lite_5_rows__put_array_header(char *, Py_ssize_t); /*proto*/
+static CYTHON_INLINE Py_ssize_t __pyx_f_11memora_lite_5_rows__bin_header_size(Py_ssize_t); /*proto*/
+static CYTHON_INLINE char *__pyx_f_11memora_lite_5_rows__put_bin_header(char *, Py_ssize_t); /*proto*/
+static CYTHON_INLINE Py_ssize_t __pyx_f_11memora_lite_5_rows__int_size(PY_LONG_LONG); /*proto*/
+static char *__pyx_f_11memora_lite_5_rows__put_int(char *, PyObject *); /*proto*/
+static CYTHON_INLINE char *__pyx_f_11memora_lite_5_rows__put_be(char *, unsigned PY_LONG_LONG, Py_ssize_t); /*proto*/
+static CYTHON_INLINE void __pyx_f_11memora_lite_5_rows__put_le32(char *, uint32_t); /*proto*/
+static void __pyx_f_11memora_lite_5_rows__frame(char *, uint32_t, uint32_t); /*proto*/
+static int __pyx_f_11memora_lite_5_rows__pack_list(PyObject *, PY_LONG_LONG, PY_LONG_LONG, int, char *, Py_ssize_t); /*proto*/
+static PyObject *__pyx_f_11memora_lite_5_rows___pyx_unpickle_RowEncoder__set_state(struct __pyx_obj_11memora_lite_5_rows_RowEncoder *, PyObject *); /*proto*/
 static int __pyx_fuse_0__pyx_f_11memora_lite_5_rows__pack(PyObject *, Py_ssize_t, PY_LONG_LONG, PY_LONG_LONG, int8_t *); /*proto*/
 static int __pyx_fuse_1__pyx_f_11memora_lite_5_rows__pack(PyObject *, Py_ssize_t, PY_LONG_LONG, PY_LONG_LONG, int16_t *); /*proto*/
 static int __pyx_fuse_2__pyx_f_11memora_lite_5_rows__pack(PyObject *, Py_ssize_t, PY_LONG_LONG, PY_LONG_LONG, int32_t *); /*proto*/
 static int __pyx_fuse_3__pyx_f_11memora_lite_5_rows__pack(PyObject *, Py_ssize_t, PY_LONG_LONG, PY_LONG_LONG, int64_t *); /*proto*/
+static CYTHON_INLINE PyObject *__Pyx_carray_to_py_Py_ssize_t(Py_ssize_t *, Py_ssize_t); /*proto*/
+static CYTHON_INLINE PyObject *__Pyx_carray_to_tuple_Py_ssize_t(Py_ssize_t *, Py_ssize_t); /*proto*/
+static int __Pyx_carray_from_py_Py_ssize_t(PyObject *, Py_ssize_t *, Py_ssize_t); /*proto*/
+static CYTHON_INLINE PyObject *__Pyx_carray_to_py_PY_LONG_LONG(PY_LONG_LONG *, Py_ssize_t); /*proto*/
+static CYTHON_INLINE PyObject *__Pyx_carray_to_tuple_PY_LONG_LONG(PY_LONG_LONG *, Py_ssize_t); /*proto*/
+static int __Pyx_carray_from_py_PY_LONG_LONG(PyObject *, PY_LONG_LONG *, Py_ssize_t); /*proto*/
+static CYTHON_INLINE PyObject *__Pyx_carray_to_py_int(int *, Py_ssize_t); /*proto*/
+static CYTHON_INLINE PyObject *__Pyx_carray_to_tuple_int(int *, Py_ssize_t); /*proto*/
+static int __Pyx_carray_from_py_int(PyObject *, int *, Py_ssize_t); /*proto*/
 /* #### Code section: typeinfo ### */
 /* #### Code section: before_global_var ### */
 #define __Pyx_MODULE_NAME "memora_lite._rows"
@@ -2621,11 +2952,48 @@ int __pyx_module_is_main_memora_lite___rows = 0;
 
 /* Implementation of "memora_lite._rows" */
 /* #### Code section: global_var ### */
+static PyObject *__pyx_builtin_enumerate;
 /* #### Code section: string_decls ### */
-static const char __pyx_k_Row_kernels_packing_one_inserted[] = "Row kernels: packing one inserted row, and building the rows a query returns.\n\n``pack_int_list`` (the one-row ``insert`` fast path, see ``schema.RowChecker``)\nreads a Python list of ints in C, checks every element, and packs it into\nlittle-endian bytes of the field\047s width in the same pass: no numpy array and no\nper-element Python work per row. ``build_rows`` makes result rows from columns of\nvalues without a Python call per row.\n";
+static const char __pyx_k_Row_kernels_packing_one_inserted[] = "Row kernels: packing one inserted row, and building the rows a query returns.\n\n:class:`RowEncoder` (the one-row ``insert`` fast path, see ``Schema.row_encoder``)\nreads a row dict in C, checks every value, packs int lists into little-endian\nbytes of the field\047s width, and frames the log record with its checksums: no\nnumpy array and no per-element Python work per row. ``build_rows`` makes result\nrows from columns of values without a Python call per row.\n";
+static const char __pyx_k_capacities_checks_highs_kinds_lo[] = "capacities, checks, highs, kinds, lows, n_fields, names, pk_index, sizes";
+static const char __pyx_k_not_enough_values_found_during_a[] = "not enough values found during array assignment, expected %zd, got %zd";
+static const char __pyx_k_too_many_values_found_during_arr[] = "too many values found during array assignment, expected %zd";
 /* #### Code section: decls ### */
-static PyObject *__pyx_pf_11memora_lite_5_rows_pack_int_list(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_values, PY_LONG_LONG __pyx_v_lo, PY_LONG_LONG __pyx_v_hi, int __pyx_v_itemsize, Py_ssize_t __pyx_v_capacity); /* proto */
-static PyObject *__pyx_pf_11memora_lite_5_rows_2build_rows(CYTHON_UNUSED PyObject *__pyx_self, PyTypeObject *__pyx_v_row_type, PyObject *__pyx_v_names, PyObject *__pyx_v_columns); /* proto */
+static int __pyx_pf_11memora_lite_5_rows_10RowEncoder___init__(struct __pyx_obj_11memora_lite_5_rows_RowEncoder *__pyx_v_self, PyObject *__pyx_v_names, PyObject *__pyx_v_specs, Py_ssize_t __pyx_v_pk_index); /* proto */
+static PyObject *__pyx_pf_11memora_lite_5_rows_10RowEncoder_2encode(struct __pyx_obj_11memora_lite_5_rows_RowEncoder *__pyx_v_self, PyObject *__pyx_v_row, uint32_t __pyx_v_record_type); /* proto */
+static PyObject *__pyx_pf_11memora_lite_5_rows_10RowEncoder_4__reduce_cython__(struct __pyx_obj_11memora_lite_5_rows_RowEncoder *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_11memora_lite_5_rows_10RowEncoder_6__setstate_cython__(struct __pyx_obj_11memora_lite_5_rows_RowEncoder *__pyx_v_self, PyObject *__pyx_v___pyx_state); /* proto */
+static PyObject *__pyx_pf_11memora_lite_5_rows_build_rows(CYTHON_UNUSED PyObject *__pyx_self, PyTypeObject *__pyx_v_row_type, PyObject *__pyx_v_names, PyObject *__pyx_v_columns); /* proto */
+static PyObject *__pyx_pf_11memora_lite_5_rows_2__pyx_unpickle_RowEncoder(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v___pyx_type, long __pyx_v___pyx_checksum, PyObject *__pyx_v___pyx_state); /* proto */
+static PyObject *__pyx_tp_new__initialisation_11memora_lite_5_rows_RowEncoder(PyObject *o, 
+#if CYTHON_VECTORCALL_TPNEW
+    PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
+#else
+    PyObject *a, PyObject *k
+#endif
+); /*proto*/
+static PyObject *__pyx_tp_new_vectorcall_11memora_lite_5_rows_RowEncoder(PyTypeObject *t, 
+#if CYTHON_VECTORCALL_TPNEW
+    PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
+#else
+    PyObject *a, PyObject *k
+#endif
+); /*proto*/
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__pyx_tp_new_11memora_lite_5_rows_RowEncoder(PyTypeObject *t, PyObject *a, PyObject *k); /*proto*/
+#endif
+#if !CYTHON_VECTORCALL_TPNEW
+#define __pyx_tp_new_11memora_lite_5_rows_RowEncoder __pyx_tp_new_vectorcall_11memora_lite_5_rows_RowEncoder
+#endif
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__pyx_tp_vectorcall_11memora_lite_5_rows_RowEncoder(PyObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames); /*proto*/
+#endif
+#if CYTHON_VECTORCALL_TPNEW
+static int __pyx_tp_init_11memora_lite_5_rows_RowEncoder(PyObject *o, PyObject *args, PyObject *kwds); /*proto*/
+#endif
+#if !CYTHON_VECTORCALL_TPNEW
+#define __pyx_tp_init_11memora_lite_5_rows_RowEncoder __pyx_pw_11memora_lite_5_rows_10RowEncoder_1__init__
+#endif
 /* #### Code section: late_includes ### */
 /* #### Code section: module_state ### */
 /* SmallCodeConfig */
@@ -2650,12 +3018,21 @@ namespace {
     PyObject *__pyx_empty_bytes;
     PyObject *__pyx_empty_unicode;
     PyTypeObject *__pyx_ptype_7cpython_4type_type;
+    PyObject *__pyx_type_11memora_lite_5_rows_RowEncoder;
+    PyTypeObject *__pyx_ptype_11memora_lite_5_rows_RowEncoder;
     __Pyx_CachedCFunction __pyx_umethod_PyDict_Type_items;
     __Pyx_CachedCFunction __pyx_umethod_PyDict_Type_pop;
     __Pyx_CachedCFunction __pyx_umethod_PyDict_Type_values;
-    PyObject *__pyx_codeobj_tab[2];
-    PyObject *__pyx_string_tab[51];
+    PyObject *__pyx_tuple[1];
+    PyObject *__pyx_codeobj_tab[5];
+    PyObject *__pyx_string_tab[96];
+    PyObject *__pyx_number_tab[6];
 /* #### Code section: module_state_contents ### */
+/* PyFrozenDict.module_state_decls */
+#if CYTHON_COMPILING_IN_LIMITED_API
+PyObject *__Pyx_PyFrozenDictType;
+#endif
+
 /* CommonTypesMetaclass.module_state_decls */
 PyTypeObject *__pyx_CommonTypesMetaclassType;
 
@@ -2699,56 +3076,107 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #endif
 /* #### Code section: constant_name_defines ### */
 #define __pyx_kp_u_columns_2 __pyx_string_tab[0]
-#define __pyx_kp_u_names_but __pyx_string_tab[1]
-#define __pyx_kp_u_ __pyx_string_tab[2]
-#define __pyx_kp_u_Note_that_Cython_is_deliberately __pyx_string_tab[3]
-#define __pyx_kp_u_Result_rows_from_columns_of_valu __pyx_string_tab[4]
-#define __pyx_kp_u_values_as_little_endian_itemsiz __pyx_string_tab[5]
-#define __pyx_kp_u_add_note __pyx_string_tab[6]
-#define __pyx_kp_u_build_rows_line_105 __pyx_string_tab[7]
-#define __pyx_kp_u_columns_differ_in_length __pyx_string_tab[8]
-#define __pyx_kp_u_memora_lite__rows_pyx __pyx_string_tab[9]
-#define __pyx_kp_u_pack_int_list_line_49 __pyx_string_tab[10]
-#define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[11]
-#define __pyx_n_u_annotate __pyx_string_tab[12]
-#define __pyx_n_u_func __pyx_string_tab[13]
-#define __pyx_n_u_main __pyx_string_tab[14]
-#define __pyx_n_u_module __pyx_string_tab[15]
-#define __pyx_n_u_name __pyx_string_tab[16]
-#define __pyx_n_u_new __pyx_string_tab[17]
-#define __pyx_n_u_qualname __pyx_string_tab[18]
-#define __pyx_n_u_test __pyx_string_tab[19]
-#define __pyx_n_u_is_coroutine __pyx_string_tab[20]
-#define __pyx_n_u_order __pyx_string_tab[21]
-#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[22]
-#define __pyx_n_u_buf __pyx_string_tab[23]
-#define __pyx_n_u_build_rows __pyx_string_tab[24]
-#define __pyx_n_u_capacity __pyx_string_tab[25]
-#define __pyx_n_u_cline_in_traceback __pyx_string_tab[26]
-#define __pyx_n_u_columns __pyx_string_tab[27]
-#define __pyx_n_u_hi __pyx_string_tab[28]
-#define __pyx_n_u_i __pyx_string_tab[29]
-#define __pyx_n_u_items __pyx_string_tab[30]
-#define __pyx_n_u_itemsize __pyx_string_tab[31]
-#define __pyx_n_u_k __pyx_string_tab[32]
-#define __pyx_n_u_list __pyx_string_tab[33]
-#define __pyx_n_u_lo __pyx_string_tab[34]
-#define __pyx_n_u_m __pyx_string_tab[35]
-#define __pyx_n_u_memora_lite__rows __pyx_string_tab[36]
-#define __pyx_n_u_n __pyx_string_tab[37]
-#define __pyx_n_u_names __pyx_string_tab[38]
-#define __pyx_n_u_new_2 __pyx_string_tab[39]
-#define __pyx_n_u_ok __pyx_string_tab[40]
-#define __pyx_n_u_out __pyx_string_tab[41]
-#define __pyx_n_u_pack_int_list __pyx_string_tab[42]
-#define __pyx_n_u_pop __pyx_string_tab[43]
-#define __pyx_n_u_return __pyx_string_tab[44]
-#define __pyx_n_u_row __pyx_string_tab[45]
-#define __pyx_n_u_row_type __pyx_string_tab[46]
-#define __pyx_n_u_setdefault __pyx_string_tab[47]
-#define __pyx_n_u_values __pyx_string_tab[48]
-#define __pyx_kp_b_iso88591_t_AQ_q_q_r_9Cy_3c_q_1F_Ba_aq_y __pyx_string_tab[49]
-#define __pyx_kp_b_iso88591_A_1A_s_9Cq_j_1M_Qa_1F_U_1_3avWA __pyx_string_tab[50]
+#define __pyx_kp_u_is_not_1_2_4_or_8 __pyx_string_tab[1]
+#define __pyx_kp_u_names_but __pyx_string_tab[2]
+#define __pyx_kp_u_tree_fragment __pyx_string_tab[3]
+#define __pyx_kp_u_ __pyx_string_tab[4]
+#define __pyx_kp_u_Note_that_Cython_is_deliberately __pyx_string_tab[5]
+#define __pyx_kp_u_Result_rows_from_columns_of_valu __pyx_string_tab[6]
+#define __pyx_kp_u_add_note __pyx_string_tab[7]
+#define __pyx_kp_u_build_rows_line_302 __pyx_string_tab[8]
+#define __pyx_kp_u_columns_differ_in_length __pyx_string_tab[9]
+#define __pyx_kp_u_disable __pyx_string_tab[10]
+#define __pyx_kp_u_enable __pyx_string_tab[11]
+#define __pyx_kp_u_gc __pyx_string_tab[12]
+#define __pyx_kp_u_isenabled __pyx_string_tab[13]
+#define __pyx_kp_u_memora_lite__rows_pyx __pyx_string_tab[14]
+#define __pyx_kp_u_one_spec_per_field_1_to_64_field __pyx_string_tab[15]
+#define __pyx_kp_u_packed_int_size __pyx_string_tab[16]
+#define __pyx_kp_u_unknown_field_spec __pyx_string_tab[17]
+#define __pyx_n_u_Packer __pyx_string_tab[18]
+#define __pyx_n_u_RowEncoder __pyx_string_tab[19]
+#define __pyx_n_u_RowEncoder___reduce_cython __pyx_string_tab[20]
+#define __pyx_n_u_RowEncoder___setstate_cython __pyx_string_tab[21]
+#define __pyx_n_u_RowEncoder_encode __pyx_string_tab[22]
+#define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[23]
+#define __pyx_n_u_annotate __pyx_string_tab[24]
+#define __pyx_n_u_dict __pyx_string_tab[25]
+#define __pyx_n_u_func __pyx_string_tab[26]
+#define __pyx_n_u_getstate __pyx_string_tab[27]
+#define __pyx_n_u_main __pyx_string_tab[28]
+#define __pyx_n_u_module __pyx_string_tab[29]
+#define __pyx_n_u_name __pyx_string_tab[30]
+#define __pyx_n_u_new __pyx_string_tab[31]
+#define __pyx_n_u_pyx_checksum __pyx_string_tab[32]
+#define __pyx_n_u_pyx_result __pyx_string_tab[33]
+#define __pyx_n_u_pyx_state __pyx_string_tab[34]
+#define __pyx_n_u_pyx_type __pyx_string_tab[35]
+#define __pyx_n_u_pyx_unpickle_RowEncoder __pyx_string_tab[36]
+#define __pyx_n_u_qualname __pyx_string_tab[37]
+#define __pyx_n_u_reduce __pyx_string_tab[38]
+#define __pyx_n_u_reduce_cython __pyx_string_tab[39]
+#define __pyx_n_u_reduce_ex __pyx_string_tab[40]
+#define __pyx_n_u_set_name __pyx_string_tab[41]
+#define __pyx_n_u_setstate __pyx_string_tab[42]
+#define __pyx_n_u_setstate_cython __pyx_string_tab[43]
+#define __pyx_n_u_test __pyx_string_tab[44]
+#define __pyx_n_u_dict_2 __pyx_string_tab[45]
+#define __pyx_n_u_is_coroutine __pyx_string_tab[46]
+#define __pyx_n_u_order __pyx_string_tab[47]
+#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[48]
+#define __pyx_n_u_autoreset __pyx_string_tab[49]
+#define __pyx_n_u_build_rows __pyx_string_tab[50]
+#define __pyx_n_u_cline_in_traceback __pyx_string_tab[51]
+#define __pyx_n_u_columns __pyx_string_tab[52]
+#define __pyx_n_u_encode __pyx_string_tab[53]
+#define __pyx_n_u_enumerate __pyx_string_tab[54]
+#define __pyx_n_u_i __pyx_string_tab[55]
+#define __pyx_n_u_int __pyx_string_tab[56]
+#define __pyx_n_u_ints __pyx_string_tab[57]
+#define __pyx_n_u_item __pyx_string_tab[58]
+#define __pyx_n_u_items __pyx_string_tab[59]
+#define __pyx_n_u_k __pyx_string_tab[60]
+#define __pyx_n_u_list __pyx_string_tab[61]
+#define __pyx_n_u_m __pyx_string_tab[62]
+#define __pyx_n_u_memora_lite__rows __pyx_string_tab[63]
+#define __pyx_n_u_msgpack __pyx_string_tab[64]
+#define __pyx_n_u_n __pyx_string_tab[65]
+#define __pyx_n_u_names __pyx_string_tab[66]
+#define __pyx_n_u_new_2 __pyx_string_tab[67]
+#define __pyx_n_u_other __pyx_string_tab[68]
+#define __pyx_n_u_others __pyx_string_tab[69]
+#define __pyx_n_u_out __pyx_string_tab[70]
+#define __pyx_n_u_pack __pyx_string_tab[71]
+#define __pyx_n_u_packed __pyx_string_tab[72]
+#define __pyx_n_u_pk_index __pyx_string_tab[73]
+#define __pyx_n_u_pop __pyx_string_tab[74]
+#define __pyx_n_u_record __pyx_string_tab[75]
+#define __pyx_n_u_record_type __pyx_string_tab[76]
+#define __pyx_n_u_return __pyx_string_tab[77]
+#define __pyx_n_u_row __pyx_string_tab[78]
+#define __pyx_n_u_row_type __pyx_string_tab[79]
+#define __pyx_n_u_self __pyx_string_tab[80]
+#define __pyx_n_u_setdefault __pyx_string_tab[81]
+#define __pyx_n_u_size __pyx_string_tab[82]
+#define __pyx_n_u_specs __pyx_string_tab[83]
+#define __pyx_n_u_state __pyx_string_tab[84]
+#define __pyx_n_u_stored __pyx_string_tab[85]
+#define __pyx_n_u_update __pyx_string_tab[86]
+#define __pyx_n_u_use_bin_type __pyx_string_tab[87]
+#define __pyx_n_u_use_setstate __pyx_string_tab[88]
+#define __pyx_n_u_v __pyx_string_tab[89]
+#define __pyx_n_u_values __pyx_string_tab[90]
+#define __pyx_kp_b_iso88591_q __pyx_string_tab[91]
+#define __pyx_kp_b_iso88591_q_0_kQR_XQa_7_A_1 __pyx_string_tab[92]
+#define __pyx_kp_b_iso88591_it84xt7RVVaaeemmqq_A_A_B_q_l_vW __pyx_string_tab[93]
+#define __pyx_kp_b_iso88591_A_7q_A_1_4q_WE_Kq_S_A_1_a_E_at1 __pyx_string_tab[94]
+#define __pyx_kp_b_iso88591_A_1A_s_9Cq_j_1M_Qa_1F_U_1_3avWA __pyx_string_tab[95]
+#define __pyx_int_1 __pyx_number_tab[0]
+#define __pyx_int_2 __pyx_number_tab[1]
+#define __pyx_int_4 __pyx_number_tab[2]
+#define __pyx_int_8 __pyx_number_tab[3]
+#define __pyx_int_98825376 __pyx_number_tab[4]
+#define __pyx_int_4294967295 __pyx_number_tab[5]
 /* #### Code section: module_state_clear ### */
 #if CYTHON_USE_MODULE_STATE
 static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
@@ -2764,11 +3192,15 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   __Pyx_State_RemoveModule(NULL);
   #endif
   Py_CLEAR(clear_module_state->__pyx_ptype_7cpython_4type_type);
+  Py_CLEAR(clear_module_state->__pyx_ptype_11memora_lite_5_rows_RowEncoder);
+  Py_CLEAR(clear_module_state->__pyx_type_11memora_lite_5_rows_RowEncoder);
   Py_CLEAR(clear_module_state->__pyx_umethod_PyDict_Type_items.method);
   Py_CLEAR(clear_module_state->__pyx_umethod_PyDict_Type_pop.method);
   Py_CLEAR(clear_module_state->__pyx_umethod_PyDict_Type_values.method);
-  for (int i=0; i<2; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<51; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<1; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
+  for (int i=0; i<5; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
+  for (int i=0; i<96; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<6; ++i) { Py_CLEAR(clear_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_clear_contents ### */
 /* CommonTypesMetaclass.module_state_clear */
 Py_CLEAR(clear_module_state->__pyx_CommonTypesMetaclassType);
@@ -2792,11 +3224,15 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   __Pyx_VISIT_CONST(traverse_module_state->__pyx_empty_bytes);
   __Pyx_VISIT_CONST(traverse_module_state->__pyx_empty_unicode);
   Py_VISIT(traverse_module_state->__pyx_ptype_7cpython_4type_type);
+  Py_VISIT(traverse_module_state->__pyx_ptype_11memora_lite_5_rows_RowEncoder);
+  Py_VISIT(traverse_module_state->__pyx_type_11memora_lite_5_rows_RowEncoder);
   Py_VISIT(traverse_module_state->__pyx_umethod_PyDict_Type_items.method);
   Py_VISIT(traverse_module_state->__pyx_umethod_PyDict_Type_pop.method);
   Py_VISIT(traverse_module_state->__pyx_umethod_PyDict_Type_values.method);
-  for (int i=0; i<2; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<51; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<1; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
+  for (int i=0; i<5; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
+  for (int i=0; i<96; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<6; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_traverse_contents ### */
 /* CommonTypesMetaclass.module_state_traverse */
 Py_VISIT(traverse_module_state->__pyx_CommonTypesMetaclassType);
@@ -2810,47 +3246,2498 @@ return 0;
 #endif
 /* #### Code section: module_code ### */
 
-/* "memora_lite/_rows.pyx":49
+/* "carray.to_py":132
  * 
  * 
- * def pack_int_list(object values, long long lo, long long hi, int itemsize, Py_ssize_t capacity):             # <<<<<<<<<<<<<<
- *     """``values`` as little-endian ``itemsize``-byte ints, if it is a list of at most
- *     ``capacity`` plain ints within ``[lo, hi]``; else None.
+ * @cname("__Pyx_carray_to_py_Py_ssize_t")             # <<<<<<<<<<<<<<
+ * cdef inline list __Pyx_carray_to_py_Py_ssize_t(base_type *v, Py_ssize_t length):
+ *     cdef Py_ssize_t i
+*/
+
+static CYTHON_INLINE PyObject *__Pyx_carray_to_py_Py_ssize_t(Py_ssize_t *__pyx_v_v, Py_ssize_t __pyx_v_length) {
+  Py_ssize_t __pyx_v_i;
+  PyObject *__pyx_v_value = 0;
+  PyObject *__pyx_v_l = NULL;
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  Py_ssize_t __pyx_t_2;
+  Py_ssize_t __pyx_t_3;
+  Py_ssize_t __pyx_t_4;
+  int __pyx_t_5;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("__Pyx_carray_to_py_Py_ssize_t", 0);
+
+  /* "carray.to_py":136
+ *     cdef Py_ssize_t i
+ *     cdef object value
+ *     l = PyList_New(length)             # <<<<<<<<<<<<<<
+ *     for i in range(length):
+ *         value = v[<size_t> i]
+*/
+  __pyx_t_1 = PyList_New(__pyx_v_length); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 136, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_v_l = ((PyObject*)__pyx_t_1);
+  __pyx_t_1 = 0;
+
+  /* "carray.to_py":137
+ *     cdef object value
+ *     l = PyList_New(length)
+ *     for i in range(length):             # <<<<<<<<<<<<<<
+ *         value = v[<size_t> i]
+ *         Py_INCREF(value)
+*/
+
+  __pyx_t_2 = __pyx_v_length;
+  __pyx_t_3 = __pyx_t_2;
+
+  for (__pyx_t_4 = 0; __pyx_t_4 < __pyx_t_3; __pyx_t_4+=1) {
+    __pyx_v_i = __pyx_t_4;
+
+    /* "carray.to_py":138
+ *     l = PyList_New(length)
+ *     for i in range(length):
+ *         value = v[<size_t> i]             # <<<<<<<<<<<<<<
+ *         Py_INCREF(value)
+ *         __Pyx_PyList_SET_ITEM(l, i, value)
+*/
+    __pyx_t_1 = PyLong_FromSsize_t((__pyx_v_v[((size_t)__pyx_v_i)])); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 138, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __Pyx_XDECREF_SET(__pyx_v_value, __pyx_t_1);
+    __pyx_t_1 = 0;
+
+    /* "carray.to_py":139
+ *     for i in range(length):
+ *         value = v[<size_t> i]
+ *         Py_INCREF(value)             # <<<<<<<<<<<<<<
+ *         __Pyx_PyList_SET_ITEM(l, i, value)
+ *     return l
+*/
+    Py_INCREF(__pyx_v_value);
+
+    /* "carray.to_py":140
+ *         value = v[<size_t> i]
+ *         Py_INCREF(value)
+ *         __Pyx_PyList_SET_ITEM(l, i, value)             # <<<<<<<<<<<<<<
+ *     return l
+ * 
+*/
+    __pyx_t_5 = __Pyx_PyList_SET_ITEM(__pyx_v_l, __pyx_v_i, __pyx_v_value); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(1, 140, __pyx_L1_error)
+
+  }
+
+
+  /* "carray.to_py":141
+ *         Py_INCREF(value)
+ *         __Pyx_PyList_SET_ITEM(l, i, value)
+ *     return l             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __Pyx_INCREF(__pyx_v_l);
+      __pyx_r = __pyx_v_l;
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  goto __pyx_L0;
+
+  /* "carray.to_py":132
+ * 
+ * 
+ * @cname("__Pyx_carray_to_py_Py_ssize_t")             # <<<<<<<<<<<<<<
+ * cdef inline list __Pyx_carray_to_py_Py_ssize_t(base_type *v, Py_ssize_t length):
+ *     cdef Py_ssize_t i
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_AddTraceback("carray.to_py.__Pyx_carray_to_py_Py_ssize_t", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = 0;
+  __pyx_L0:;
+
+  __Pyx_XDECREF(__pyx_v_value);
+  __Pyx_XDECREF(__pyx_v_l);
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "carray.to_py":144
+ * 
+ * 
+ * @cname("__Pyx_carray_to_tuple_Py_ssize_t")             # <<<<<<<<<<<<<<
+ * cdef inline tuple __Pyx_carray_to_tuple_Py_ssize_t(base_type *v, Py_ssize_t length):
+ *     cdef Py_ssize_t i
+*/
+
+static CYTHON_INLINE PyObject *__Pyx_carray_to_tuple_Py_ssize_t(Py_ssize_t *__pyx_v_v, Py_ssize_t __pyx_v_length) {
+  Py_ssize_t __pyx_v_i;
+  PyObject *__pyx_v_value = 0;
+  PyObject *__pyx_v_t = NULL;
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  Py_ssize_t __pyx_t_2;
+  Py_ssize_t __pyx_t_3;
+  Py_ssize_t __pyx_t_4;
+  int __pyx_t_5;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("__Pyx_carray_to_tuple_Py_ssize_t", 0);
+
+  /* "carray.to_py":148
+ *     cdef Py_ssize_t i
+ *     cdef object value
+ *     t = PyTuple_New(length)             # <<<<<<<<<<<<<<
+ *     for i in range(length):
+ *         value = v[<size_t> i]
+*/
+  __pyx_t_1 = PyTuple_New(__pyx_v_length); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 148, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_v_t = ((PyObject*)__pyx_t_1);
+  __pyx_t_1 = 0;
+
+  /* "carray.to_py":149
+ *     cdef object value
+ *     t = PyTuple_New(length)
+ *     for i in range(length):             # <<<<<<<<<<<<<<
+ *         value = v[<size_t> i]
+ *         Py_INCREF(value)
+*/
+
+  __pyx_t_2 = __pyx_v_length;
+  __pyx_t_3 = __pyx_t_2;
+
+  for (__pyx_t_4 = 0; __pyx_t_4 < __pyx_t_3; __pyx_t_4+=1) {
+    __pyx_v_i = __pyx_t_4;
+
+    /* "carray.to_py":150
+ *     t = PyTuple_New(length)
+ *     for i in range(length):
+ *         value = v[<size_t> i]             # <<<<<<<<<<<<<<
+ *         Py_INCREF(value)
+ *         __Pyx_PyTuple_SET_ITEM(t, i, value)
+*/
+    __pyx_t_1 = PyLong_FromSsize_t((__pyx_v_v[((size_t)__pyx_v_i)])); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 150, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __Pyx_XDECREF_SET(__pyx_v_value, __pyx_t_1);
+    __pyx_t_1 = 0;
+
+    /* "carray.to_py":151
+ *     for i in range(length):
+ *         value = v[<size_t> i]
+ *         Py_INCREF(value)             # <<<<<<<<<<<<<<
+ *         __Pyx_PyTuple_SET_ITEM(t, i, value)
+ *     return t
+*/
+    Py_INCREF(__pyx_v_value);
+
+    /* "carray.to_py":152
+ *         value = v[<size_t> i]
+ *         Py_INCREF(value)
+ *         __Pyx_PyTuple_SET_ITEM(t, i, value)             # <<<<<<<<<<<<<<
+ *     return t
+*/
+    __pyx_t_5 = __Pyx_PyTuple_SET_ITEM(__pyx_v_t, __pyx_v_i, __pyx_v_value); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(1, 152, __pyx_L1_error)
+
+  }
+
+
+  /* "carray.to_py":153
+ *         Py_INCREF(value)
+ *         __Pyx_PyTuple_SET_ITEM(t, i, value)
+ *     return t             # <<<<<<<<<<<<<<
+*/
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __Pyx_INCREF(__pyx_v_t);
+      __pyx_r = __pyx_v_t;
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  goto __pyx_L0;
+
+  /* "carray.to_py":144
+ * 
+ * 
+ * @cname("__Pyx_carray_to_tuple_Py_ssize_t")             # <<<<<<<<<<<<<<
+ * cdef inline tuple __Pyx_carray_to_tuple_Py_ssize_t(base_type *v, Py_ssize_t length):
+ *     cdef Py_ssize_t i
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_AddTraceback("carray.to_py.__Pyx_carray_to_tuple_Py_ssize_t", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = 0;
+  __pyx_L0:;
+
+  __Pyx_XDECREF(__pyx_v_value);
+  __Pyx_XDECREF(__pyx_v_t);
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "carray.from_py":97
+ *     object PyErr_Format(exc, const char *format, ...)
+ * 
+ * @cname("__Pyx_carray_from_py_Py_ssize_t")             # <<<<<<<<<<<<<<
+ * cdef int __Pyx_carray_from_py_Py_ssize_t(object o, base_type *v, Py_ssize_t length) except -1:
+ *     cdef Py_ssize_t i = length
+*/
+
+static int __Pyx_carray_from_py_Py_ssize_t(PyObject *__pyx_v_o, Py_ssize_t *__pyx_v_v, Py_ssize_t __pyx_v_length) {
+  Py_ssize_t __pyx_v_i;
+  PyObject *__pyx_v_item = NULL;
+  int __pyx_r;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  PyObject *__pyx_t_2 = NULL;
+  PyObject *__pyx_t_3 = NULL;
+  Py_ssize_t __pyx_t_4;
+  int __pyx_t_5;
+  int __pyx_t_6;
+  PyObject *__pyx_t_7 = NULL;
+  Py_ssize_t __pyx_t_8;
+  PyObject *(*__pyx_t_9)(PyObject *);
+  PyObject *__pyx_t_10 = NULL;
+  Py_ssize_t __pyx_t_11;
+  char const *__pyx_t_12;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("__Pyx_carray_from_py_Py_ssize_t", 0);
+
+  /* "carray.from_py":99
+ * @cname("__Pyx_carray_from_py_Py_ssize_t")
+ * cdef int __Pyx_carray_from_py_Py_ssize_t(object o, base_type *v, Py_ssize_t length) except -1:
+ *     cdef Py_ssize_t i = length             # <<<<<<<<<<<<<<
+ *     try:
+ *         i = len(o)
+*/
+  __pyx_v_i = __pyx_v_length;
+
+  /* "carray.from_py":100
+ * cdef int __Pyx_carray_from_py_Py_ssize_t(object o, base_type *v, Py_ssize_t length) except -1:
+ *     cdef Py_ssize_t i = length
+ *     try:             # <<<<<<<<<<<<<<
+ *         i = len(o)
+ *     except (TypeError, OverflowError):
+*/
+  {
+    __Pyx_PyThreadState_declare
+    __Pyx_PyThreadState_assign
+    __Pyx_ExceptionSave(&__pyx_t_1, &__pyx_t_2, &__pyx_t_3);
+    __Pyx_XGOTREF(__pyx_t_1);
+    __Pyx_XGOTREF(__pyx_t_2);
+    __Pyx_XGOTREF(__pyx_t_3);
+    /*try:*/ {
+
+      /* "carray.from_py":101
+ *     cdef Py_ssize_t i = length
+ *     try:
+ *         i = len(o)             # <<<<<<<<<<<<<<
+ *     except (TypeError, OverflowError):
+ *         pass
+*/
+      __pyx_t_4 = PyObject_Length(__pyx_v_o); if (unlikely(__pyx_t_4 == ((Py_ssize_t)-1))) __PYX_ERR(1, 101, __pyx_L3_error)
+      __pyx_v_i = __pyx_t_4;
+
+      /* "carray.from_py":100
+ * cdef int __Pyx_carray_from_py_Py_ssize_t(object o, base_type *v, Py_ssize_t length) except -1:
+ *     cdef Py_ssize_t i = length
+ *     try:             # <<<<<<<<<<<<<<
+ *         i = len(o)
+ *     except (TypeError, OverflowError):
+*/
+    }
+    __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
+    __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
+    __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
+    goto __pyx_L8_try_end;
+    __pyx_L3_error:;
+
+    /* "carray.from_py":102
+ *     try:
+ *         i = len(o)
+ *     except (TypeError, OverflowError):             # <<<<<<<<<<<<<<
+ *         pass
+ *     if i == length:
+*/
+    __pyx_t_5 = __Pyx_PyErr_ExceptionMatches2(((PyObject *)(((PyTypeObject*)PyExc_TypeError))), ((PyObject *)(((PyTypeObject*)PyExc_OverflowError))));
+    if (__pyx_t_5) {
+      __Pyx_ErrRestore(0,0,0);
+      goto __pyx_L4_exception_handled;
+    }
+    goto __pyx_L5_except_error;
+
+    /* "carray.from_py":100
+ * cdef int __Pyx_carray_from_py_Py_ssize_t(object o, base_type *v, Py_ssize_t length) except -1:
+ *     cdef Py_ssize_t i = length
+ *     try:             # <<<<<<<<<<<<<<
+ *         i = len(o)
+ *     except (TypeError, OverflowError):
+*/
+    __pyx_L5_except_error:;
+    __Pyx_XGIVEREF(__pyx_t_1);
+    __Pyx_XGIVEREF(__pyx_t_2);
+    __Pyx_XGIVEREF(__pyx_t_3);
+    __Pyx_ExceptionReset(__pyx_t_1, __pyx_t_2, __pyx_t_3);
+    goto __pyx_L1_error;
+    __pyx_L4_exception_handled:;
+    __Pyx_XGIVEREF(__pyx_t_1);
+    __Pyx_XGIVEREF(__pyx_t_2);
+    __Pyx_XGIVEREF(__pyx_t_3);
+    __Pyx_ExceptionReset(__pyx_t_1, __pyx_t_2, __pyx_t_3);
+    __pyx_L8_try_end:;
+  }
+
+  /* "carray.from_py":104
+ *     except (TypeError, OverflowError):
+ *         pass
+ *     if i == length:             # <<<<<<<<<<<<<<
+ *         for i, item in enumerate(o):
+ *             if i >= length:
+*/
+  __pyx_t_6 = (__pyx_v_i == __pyx_v_length);
+
+  if (__pyx_t_6) {
+
+
+    /* "carray.from_py":105
+ *         pass
+ *     if i == length:
+ *         for i, item in enumerate(o):             # <<<<<<<<<<<<<<
+ *             if i >= length:
+ *                 break
+*/
+
+    __pyx_t_4 = 0;
+    if (likely(PyList_CheckExact(__pyx_v_o)) || PyTuple_CheckExact(__pyx_v_o)) {
+      __pyx_t_7 = __pyx_v_o; __Pyx_INCREF(__pyx_t_7);
+      __pyx_t_8 = 0;
+      __pyx_t_9 = NULL;
+    } else {
+      __pyx_t_8 = -1; __pyx_t_7 = PyObject_GetIter(__pyx_v_o); if (unlikely(!__pyx_t_7)) __PYX_ERR(1, 105, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_7);
+      __pyx_t_9 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_7); if (unlikely(!__pyx_t_9)) __PYX_ERR(1, 105, __pyx_L1_error)
+    }
+    for (;;) {
+      if (likely(!__pyx_t_9)) {
+        if (likely(PyList_CheckExact(__pyx_t_7))) {
+          {
+            Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_7);
+            #if !CYTHON_ASSUME_SAFE_SIZE
+            if (unlikely((__pyx_temp < 0))) __PYX_ERR(1, 105, __pyx_L1_error)
+            #endif
+            if (__pyx_t_8 >= __pyx_temp) break;
+          }
+          __pyx_t_10 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_7, __pyx_t_8, __Pyx_ReferenceSharing_OwnStrongReference);
+          ++__pyx_t_8;
+        } else {
+          {
+            Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_7);
+            #if !CYTHON_ASSUME_SAFE_SIZE
+            if (unlikely((__pyx_temp < 0))) __PYX_ERR(1, 105, __pyx_L1_error)
+            #endif
+            if (__pyx_t_8 >= __pyx_temp) break;
+          }
+          #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
+          __pyx_t_10 = __Pyx_NewRef(PyTuple_GET_ITEM(__pyx_t_7, __pyx_t_8));
+          #else
+          __pyx_t_10 = __Pyx_PySequence_ITEM(__pyx_t_7, __pyx_t_8);
+          #endif
+          ++__pyx_t_8;
+        }
+        if (unlikely(!__pyx_t_10)) __PYX_ERR(1, 105, __pyx_L1_error)
+      } else {
+        __pyx_t_10 = __pyx_t_9(__pyx_t_7);
+        if (unlikely(!__pyx_t_10)) {
+          PyObject* exc_type = PyErr_Occurred();
+          if (exc_type) {
+            if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(1, 105, __pyx_L1_error)
+            PyErr_Clear();
+          }
+          break;
+        }
+      }
+      __Pyx_GOTREF(__pyx_t_10);
+      __Pyx_XDECREF_SET(__pyx_v_item, __pyx_t_10);
+      __pyx_t_10 = 0;
+      __pyx_v_i = __pyx_t_4;
+      __pyx_t_4 = (__pyx_t_4 + 1);
+
+      /* "carray.from_py":106
+ *     if i == length:
+ *         for i, item in enumerate(o):
+ *             if i >= length:             # <<<<<<<<<<<<<<
+ *                 break
+ *             v[i] = item
+*/
+      __pyx_t_6 = (__pyx_v_i >= __pyx_v_length);
+
+      if (__pyx_t_6) {
+
+
+        /* "carray.from_py":107
+ *         for i, item in enumerate(o):
+ *             if i >= length:
+ *                 break             # <<<<<<<<<<<<<<
+ *             v[i] = item
+ *         else:
+*/
+        goto __pyx_L13_break;
+
+        /* "carray.from_py":106
+ *     if i == length:
+ *         for i, item in enumerate(o):
+ *             if i >= length:             # <<<<<<<<<<<<<<
+ *                 break
+ *             v[i] = item
+*/
+      }
+
+      /* "carray.from_py":108
+ *             if i >= length:
+ *                 break
+ *             v[i] = item             # <<<<<<<<<<<<<<
+ *         else:
+ *             i += 1  # convert index to length
+*/
+      __pyx_t_11 = __Pyx_PyIndex_AsSsize_t(__pyx_v_item); if (unlikely((__pyx_t_11 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(1, 108, __pyx_L1_error)
+      (__pyx_v_v[__pyx_v_i]) = __pyx_t_11;
+
+
+      /* "carray.from_py":105
+ *         pass
+ *     if i == length:
+ *         for i, item in enumerate(o):             # <<<<<<<<<<<<<<
+ *             if i >= length:
+ *                 break
+*/
+    }
+    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+    goto __pyx_L15_for_else;
+    __pyx_L13_break:;
+    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+    goto __pyx_L16_for_end;
+    /*else*/ {
+      __pyx_L15_for_else:;
+
+      /* "carray.from_py":110
+ *             v[i] = item
+ *         else:
+ *             i += 1  # convert index to length             # <<<<<<<<<<<<<<
+ *             if i == length:
+ *                 return 0
+*/
+      __pyx_v_i = (__pyx_v_i + 1);
+
+      /* "carray.from_py":111
+ *         else:
+ *             i += 1  # convert index to length
+ *             if i == length:             # <<<<<<<<<<<<<<
+ *                 return 0
+ * 
+*/
+      __pyx_t_6 = (__pyx_v_i == __pyx_v_length);
+
+      if (__pyx_t_6) {
+
+
+        /* "carray.from_py":112
+ *             i += 1  # convert index to length
+ *             if i == length:
+ *                 return 0             # <<<<<<<<<<<<<<
+ * 
+ *     PyErr_Format(
+*/
+        {
+
+          __pyx_r = 0;
+        }
+        goto __pyx_L0;
+
+        /* "carray.from_py":111
+ *         else:
+ *             i += 1  # convert index to length
+ *             if i == length:             # <<<<<<<<<<<<<<
+ *                 return 0
+ * 
+*/
+      }
+    }
+    __pyx_L16_for_end:;
+
+    /* "carray.from_py":104
+ *     except (TypeError, OverflowError):
+ *         pass
+ *     if i == length:             # <<<<<<<<<<<<<<
+ *         for i, item in enumerate(o):
+ *             if i >= length:
+*/
+  }
+
+  /* "carray.from_py":117
+ *         IndexError,
+ *         ("too many values found during array assignment, expected %zd"
+ *          if i >= length else             # <<<<<<<<<<<<<<
+ *          "not enough values found during array assignment, expected %zd, got %zd"),
+ *         length, i)
+*/
+  __pyx_t_6 = (__pyx_v_i >= __pyx_v_length);
+
+  if (__pyx_t_6) {
+
+    __pyx_t_12 = __pyx_k_too_many_values_found_during_arr;
+  } else {
+
+    __pyx_t_12 = __pyx_k_not_enough_values_found_during_a;
+  }
+
+
+  /* "carray.from_py":114
+ *                 return 0
+ * 
+ *     PyErr_Format(             # <<<<<<<<<<<<<<
+ *         IndexError,
+ *         ("too many values found during array assignment, expected %zd"
+*/
+  __pyx_t_7 = PyErr_Format(((PyObject *)(((PyTypeObject*)PyExc_IndexError))), __pyx_t_12, __pyx_v_length, __pyx_v_i); if (unlikely(!__pyx_t_7)) __PYX_ERR(1, 114, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_7);
+
+  __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+
+  /* "carray.from_py":97
+ *     object PyErr_Format(exc, const char *format, ...)
+ * 
+ * @cname("__Pyx_carray_from_py_Py_ssize_t")             # <<<<<<<<<<<<<<
+ * cdef int __Pyx_carray_from_py_Py_ssize_t(object o, base_type *v, Py_ssize_t length) except -1:
+ *     cdef Py_ssize_t i = length
+*/
+
+  /* function exit code */
+  __pyx_r = 0;
+  goto __pyx_L0;
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_7);
+  __Pyx_XDECREF(__pyx_t_10);
+  __Pyx_AddTraceback("carray.from_py.__Pyx_carray_from_py_Py_ssize_t", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = -1;
+  __pyx_L0:;
+
+  __Pyx_XDECREF(__pyx_v_item);
+
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "carray.to_py":132
+ * 
+ * 
+ * @cname("__Pyx_carray_to_py_PY_LONG_LONG")             # <<<<<<<<<<<<<<
+ * cdef inline list __Pyx_carray_to_py_PY_LONG_LONG(base_type *v, Py_ssize_t length):
+ *     cdef Py_ssize_t i
+*/
+
+static CYTHON_INLINE PyObject *__Pyx_carray_to_py_PY_LONG_LONG(PY_LONG_LONG *__pyx_v_v, Py_ssize_t __pyx_v_length) {
+  Py_ssize_t __pyx_v_i;
+  PyObject *__pyx_v_value = 0;
+  PyObject *__pyx_v_l = NULL;
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  Py_ssize_t __pyx_t_2;
+  Py_ssize_t __pyx_t_3;
+  Py_ssize_t __pyx_t_4;
+  int __pyx_t_5;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("__Pyx_carray_to_py_PY_LONG_LONG", 0);
+
+  /* "carray.to_py":136
+ *     cdef Py_ssize_t i
+ *     cdef object value
+ *     l = PyList_New(length)             # <<<<<<<<<<<<<<
+ *     for i in range(length):
+ *         value = v[<size_t> i]
+*/
+  __pyx_t_1 = PyList_New(__pyx_v_length); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 136, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_v_l = ((PyObject*)__pyx_t_1);
+  __pyx_t_1 = 0;
+
+  /* "carray.to_py":137
+ *     cdef object value
+ *     l = PyList_New(length)
+ *     for i in range(length):             # <<<<<<<<<<<<<<
+ *         value = v[<size_t> i]
+ *         Py_INCREF(value)
+*/
+
+  __pyx_t_2 = __pyx_v_length;
+  __pyx_t_3 = __pyx_t_2;
+
+  for (__pyx_t_4 = 0; __pyx_t_4 < __pyx_t_3; __pyx_t_4+=1) {
+    __pyx_v_i = __pyx_t_4;
+
+    /* "carray.to_py":138
+ *     l = PyList_New(length)
+ *     for i in range(length):
+ *         value = v[<size_t> i]             # <<<<<<<<<<<<<<
+ *         Py_INCREF(value)
+ *         __Pyx_PyList_SET_ITEM(l, i, value)
+*/
+    __pyx_t_1 = __Pyx_PyLong_From_PY_LONG_LONG((__pyx_v_v[((size_t)__pyx_v_i)])); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 138, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __Pyx_XDECREF_SET(__pyx_v_value, __pyx_t_1);
+    __pyx_t_1 = 0;
+
+    /* "carray.to_py":139
+ *     for i in range(length):
+ *         value = v[<size_t> i]
+ *         Py_INCREF(value)             # <<<<<<<<<<<<<<
+ *         __Pyx_PyList_SET_ITEM(l, i, value)
+ *     return l
+*/
+    Py_INCREF(__pyx_v_value);
+
+    /* "carray.to_py":140
+ *         value = v[<size_t> i]
+ *         Py_INCREF(value)
+ *         __Pyx_PyList_SET_ITEM(l, i, value)             # <<<<<<<<<<<<<<
+ *     return l
+ * 
+*/
+    __pyx_t_5 = __Pyx_PyList_SET_ITEM(__pyx_v_l, __pyx_v_i, __pyx_v_value); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(1, 140, __pyx_L1_error)
+
+  }
+
+
+  /* "carray.to_py":141
+ *         Py_INCREF(value)
+ *         __Pyx_PyList_SET_ITEM(l, i, value)
+ *     return l             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __Pyx_INCREF(__pyx_v_l);
+      __pyx_r = __pyx_v_l;
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  goto __pyx_L0;
+
+  /* "carray.to_py":132
+ * 
+ * 
+ * @cname("__Pyx_carray_to_py_PY_LONG_LONG")             # <<<<<<<<<<<<<<
+ * cdef inline list __Pyx_carray_to_py_PY_LONG_LONG(base_type *v, Py_ssize_t length):
+ *     cdef Py_ssize_t i
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_AddTraceback("carray.to_py.__Pyx_carray_to_py_PY_LONG_LONG", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = 0;
+  __pyx_L0:;
+
+  __Pyx_XDECREF(__pyx_v_value);
+  __Pyx_XDECREF(__pyx_v_l);
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "carray.to_py":144
+ * 
+ * 
+ * @cname("__Pyx_carray_to_tuple_PY_LONG_LONG")             # <<<<<<<<<<<<<<
+ * cdef inline tuple __Pyx_carray_to_tuple_PY_LONG_LONG(base_type *v, Py_ssize_t length):
+ *     cdef Py_ssize_t i
+*/
+
+static CYTHON_INLINE PyObject *__Pyx_carray_to_tuple_PY_LONG_LONG(PY_LONG_LONG *__pyx_v_v, Py_ssize_t __pyx_v_length) {
+  Py_ssize_t __pyx_v_i;
+  PyObject *__pyx_v_value = 0;
+  PyObject *__pyx_v_t = NULL;
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  Py_ssize_t __pyx_t_2;
+  Py_ssize_t __pyx_t_3;
+  Py_ssize_t __pyx_t_4;
+  int __pyx_t_5;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("__Pyx_carray_to_tuple_PY_LONG_LONG", 0);
+
+  /* "carray.to_py":148
+ *     cdef Py_ssize_t i
+ *     cdef object value
+ *     t = PyTuple_New(length)             # <<<<<<<<<<<<<<
+ *     for i in range(length):
+ *         value = v[<size_t> i]
+*/
+  __pyx_t_1 = PyTuple_New(__pyx_v_length); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 148, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_v_t = ((PyObject*)__pyx_t_1);
+  __pyx_t_1 = 0;
+
+  /* "carray.to_py":149
+ *     cdef object value
+ *     t = PyTuple_New(length)
+ *     for i in range(length):             # <<<<<<<<<<<<<<
+ *         value = v[<size_t> i]
+ *         Py_INCREF(value)
+*/
+
+  __pyx_t_2 = __pyx_v_length;
+  __pyx_t_3 = __pyx_t_2;
+
+  for (__pyx_t_4 = 0; __pyx_t_4 < __pyx_t_3; __pyx_t_4+=1) {
+    __pyx_v_i = __pyx_t_4;
+
+    /* "carray.to_py":150
+ *     t = PyTuple_New(length)
+ *     for i in range(length):
+ *         value = v[<size_t> i]             # <<<<<<<<<<<<<<
+ *         Py_INCREF(value)
+ *         __Pyx_PyTuple_SET_ITEM(t, i, value)
+*/
+    __pyx_t_1 = __Pyx_PyLong_From_PY_LONG_LONG((__pyx_v_v[((size_t)__pyx_v_i)])); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 150, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __Pyx_XDECREF_SET(__pyx_v_value, __pyx_t_1);
+    __pyx_t_1 = 0;
+
+    /* "carray.to_py":151
+ *     for i in range(length):
+ *         value = v[<size_t> i]
+ *         Py_INCREF(value)             # <<<<<<<<<<<<<<
+ *         __Pyx_PyTuple_SET_ITEM(t, i, value)
+ *     return t
+*/
+    Py_INCREF(__pyx_v_value);
+
+    /* "carray.to_py":152
+ *         value = v[<size_t> i]
+ *         Py_INCREF(value)
+ *         __Pyx_PyTuple_SET_ITEM(t, i, value)             # <<<<<<<<<<<<<<
+ *     return t
+*/
+    __pyx_t_5 = __Pyx_PyTuple_SET_ITEM(__pyx_v_t, __pyx_v_i, __pyx_v_value); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(1, 152, __pyx_L1_error)
+
+  }
+
+
+  /* "carray.to_py":153
+ *         Py_INCREF(value)
+ *         __Pyx_PyTuple_SET_ITEM(t, i, value)
+ *     return t             # <<<<<<<<<<<<<<
+*/
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __Pyx_INCREF(__pyx_v_t);
+      __pyx_r = __pyx_v_t;
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  goto __pyx_L0;
+
+  /* "carray.to_py":144
+ * 
+ * 
+ * @cname("__Pyx_carray_to_tuple_PY_LONG_LONG")             # <<<<<<<<<<<<<<
+ * cdef inline tuple __Pyx_carray_to_tuple_PY_LONG_LONG(base_type *v, Py_ssize_t length):
+ *     cdef Py_ssize_t i
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_AddTraceback("carray.to_py.__Pyx_carray_to_tuple_PY_LONG_LONG", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = 0;
+  __pyx_L0:;
+
+  __Pyx_XDECREF(__pyx_v_value);
+  __Pyx_XDECREF(__pyx_v_t);
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "carray.from_py":97
+ *     object PyErr_Format(exc, const char *format, ...)
+ * 
+ * @cname("__Pyx_carray_from_py_PY_LONG_LONG")             # <<<<<<<<<<<<<<
+ * cdef int __Pyx_carray_from_py_PY_LONG_LONG(object o, base_type *v, Py_ssize_t length) except -1:
+ *     cdef Py_ssize_t i = length
+*/
+
+static int __Pyx_carray_from_py_PY_LONG_LONG(PyObject *__pyx_v_o, PY_LONG_LONG *__pyx_v_v, Py_ssize_t __pyx_v_length) {
+  Py_ssize_t __pyx_v_i;
+  PyObject *__pyx_v_item = NULL;
+  int __pyx_r;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  PyObject *__pyx_t_2 = NULL;
+  PyObject *__pyx_t_3 = NULL;
+  Py_ssize_t __pyx_t_4;
+  int __pyx_t_5;
+  int __pyx_t_6;
+  PyObject *__pyx_t_7 = NULL;
+  Py_ssize_t __pyx_t_8;
+  PyObject *(*__pyx_t_9)(PyObject *);
+  PyObject *__pyx_t_10 = NULL;
+  PY_LONG_LONG __pyx_t_11;
+  char const *__pyx_t_12;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("__Pyx_carray_from_py_PY_LONG_LONG", 0);
+
+  /* "carray.from_py":99
+ * @cname("__Pyx_carray_from_py_PY_LONG_LONG")
+ * cdef int __Pyx_carray_from_py_PY_LONG_LONG(object o, base_type *v, Py_ssize_t length) except -1:
+ *     cdef Py_ssize_t i = length             # <<<<<<<<<<<<<<
+ *     try:
+ *         i = len(o)
+*/
+  __pyx_v_i = __pyx_v_length;
+
+  /* "carray.from_py":100
+ * cdef int __Pyx_carray_from_py_PY_LONG_LONG(object o, base_type *v, Py_ssize_t length) except -1:
+ *     cdef Py_ssize_t i = length
+ *     try:             # <<<<<<<<<<<<<<
+ *         i = len(o)
+ *     except (TypeError, OverflowError):
+*/
+  {
+    __Pyx_PyThreadState_declare
+    __Pyx_PyThreadState_assign
+    __Pyx_ExceptionSave(&__pyx_t_1, &__pyx_t_2, &__pyx_t_3);
+    __Pyx_XGOTREF(__pyx_t_1);
+    __Pyx_XGOTREF(__pyx_t_2);
+    __Pyx_XGOTREF(__pyx_t_3);
+    /*try:*/ {
+
+      /* "carray.from_py":101
+ *     cdef Py_ssize_t i = length
+ *     try:
+ *         i = len(o)             # <<<<<<<<<<<<<<
+ *     except (TypeError, OverflowError):
+ *         pass
+*/
+      __pyx_t_4 = PyObject_Length(__pyx_v_o); if (unlikely(__pyx_t_4 == ((Py_ssize_t)-1))) __PYX_ERR(1, 101, __pyx_L3_error)
+      __pyx_v_i = __pyx_t_4;
+
+      /* "carray.from_py":100
+ * cdef int __Pyx_carray_from_py_PY_LONG_LONG(object o, base_type *v, Py_ssize_t length) except -1:
+ *     cdef Py_ssize_t i = length
+ *     try:             # <<<<<<<<<<<<<<
+ *         i = len(o)
+ *     except (TypeError, OverflowError):
+*/
+    }
+    __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
+    __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
+    __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
+    goto __pyx_L8_try_end;
+    __pyx_L3_error:;
+
+    /* "carray.from_py":102
+ *     try:
+ *         i = len(o)
+ *     except (TypeError, OverflowError):             # <<<<<<<<<<<<<<
+ *         pass
+ *     if i == length:
+*/
+    __pyx_t_5 = __Pyx_PyErr_ExceptionMatches2(((PyObject *)(((PyTypeObject*)PyExc_TypeError))), ((PyObject *)(((PyTypeObject*)PyExc_OverflowError))));
+    if (__pyx_t_5) {
+      __Pyx_ErrRestore(0,0,0);
+      goto __pyx_L4_exception_handled;
+    }
+    goto __pyx_L5_except_error;
+
+    /* "carray.from_py":100
+ * cdef int __Pyx_carray_from_py_PY_LONG_LONG(object o, base_type *v, Py_ssize_t length) except -1:
+ *     cdef Py_ssize_t i = length
+ *     try:             # <<<<<<<<<<<<<<
+ *         i = len(o)
+ *     except (TypeError, OverflowError):
+*/
+    __pyx_L5_except_error:;
+    __Pyx_XGIVEREF(__pyx_t_1);
+    __Pyx_XGIVEREF(__pyx_t_2);
+    __Pyx_XGIVEREF(__pyx_t_3);
+    __Pyx_ExceptionReset(__pyx_t_1, __pyx_t_2, __pyx_t_3);
+    goto __pyx_L1_error;
+    __pyx_L4_exception_handled:;
+    __Pyx_XGIVEREF(__pyx_t_1);
+    __Pyx_XGIVEREF(__pyx_t_2);
+    __Pyx_XGIVEREF(__pyx_t_3);
+    __Pyx_ExceptionReset(__pyx_t_1, __pyx_t_2, __pyx_t_3);
+    __pyx_L8_try_end:;
+  }
+
+  /* "carray.from_py":104
+ *     except (TypeError, OverflowError):
+ *         pass
+ *     if i == length:             # <<<<<<<<<<<<<<
+ *         for i, item in enumerate(o):
+ *             if i >= length:
+*/
+  __pyx_t_6 = (__pyx_v_i == __pyx_v_length);
+
+  if (__pyx_t_6) {
+
+
+    /* "carray.from_py":105
+ *         pass
+ *     if i == length:
+ *         for i, item in enumerate(o):             # <<<<<<<<<<<<<<
+ *             if i >= length:
+ *                 break
+*/
+
+    __pyx_t_4 = 0;
+    if (likely(PyList_CheckExact(__pyx_v_o)) || PyTuple_CheckExact(__pyx_v_o)) {
+      __pyx_t_7 = __pyx_v_o; __Pyx_INCREF(__pyx_t_7);
+      __pyx_t_8 = 0;
+      __pyx_t_9 = NULL;
+    } else {
+      __pyx_t_8 = -1; __pyx_t_7 = PyObject_GetIter(__pyx_v_o); if (unlikely(!__pyx_t_7)) __PYX_ERR(1, 105, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_7);
+      __pyx_t_9 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_7); if (unlikely(!__pyx_t_9)) __PYX_ERR(1, 105, __pyx_L1_error)
+    }
+    for (;;) {
+      if (likely(!__pyx_t_9)) {
+        if (likely(PyList_CheckExact(__pyx_t_7))) {
+          {
+            Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_7);
+            #if !CYTHON_ASSUME_SAFE_SIZE
+            if (unlikely((__pyx_temp < 0))) __PYX_ERR(1, 105, __pyx_L1_error)
+            #endif
+            if (__pyx_t_8 >= __pyx_temp) break;
+          }
+          __pyx_t_10 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_7, __pyx_t_8, __Pyx_ReferenceSharing_OwnStrongReference);
+          ++__pyx_t_8;
+        } else {
+          {
+            Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_7);
+            #if !CYTHON_ASSUME_SAFE_SIZE
+            if (unlikely((__pyx_temp < 0))) __PYX_ERR(1, 105, __pyx_L1_error)
+            #endif
+            if (__pyx_t_8 >= __pyx_temp) break;
+          }
+          #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
+          __pyx_t_10 = __Pyx_NewRef(PyTuple_GET_ITEM(__pyx_t_7, __pyx_t_8));
+          #else
+          __pyx_t_10 = __Pyx_PySequence_ITEM(__pyx_t_7, __pyx_t_8);
+          #endif
+          ++__pyx_t_8;
+        }
+        if (unlikely(!__pyx_t_10)) __PYX_ERR(1, 105, __pyx_L1_error)
+      } else {
+        __pyx_t_10 = __pyx_t_9(__pyx_t_7);
+        if (unlikely(!__pyx_t_10)) {
+          PyObject* exc_type = PyErr_Occurred();
+          if (exc_type) {
+            if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(1, 105, __pyx_L1_error)
+            PyErr_Clear();
+          }
+          break;
+        }
+      }
+      __Pyx_GOTREF(__pyx_t_10);
+      __Pyx_XDECREF_SET(__pyx_v_item, __pyx_t_10);
+      __pyx_t_10 = 0;
+      __pyx_v_i = __pyx_t_4;
+      __pyx_t_4 = (__pyx_t_4 + 1);
+
+      /* "carray.from_py":106
+ *     if i == length:
+ *         for i, item in enumerate(o):
+ *             if i >= length:             # <<<<<<<<<<<<<<
+ *                 break
+ *             v[i] = item
+*/
+      __pyx_t_6 = (__pyx_v_i >= __pyx_v_length);
+
+      if (__pyx_t_6) {
+
+
+        /* "carray.from_py":107
+ *         for i, item in enumerate(o):
+ *             if i >= length:
+ *                 break             # <<<<<<<<<<<<<<
+ *             v[i] = item
+ *         else:
+*/
+        goto __pyx_L13_break;
+
+        /* "carray.from_py":106
+ *     if i == length:
+ *         for i, item in enumerate(o):
+ *             if i >= length:             # <<<<<<<<<<<<<<
+ *                 break
+ *             v[i] = item
+*/
+      }
+
+      /* "carray.from_py":108
+ *             if i >= length:
+ *                 break
+ *             v[i] = item             # <<<<<<<<<<<<<<
+ *         else:
+ *             i += 1  # convert index to length
+*/
+      __pyx_t_11 = __Pyx_PyLong_As_PY_LONG_LONG(__pyx_v_item); if (unlikely((__pyx_t_11 == (PY_LONG_LONG)-1) && PyErr_Occurred())) __PYX_ERR(1, 108, __pyx_L1_error)
+      (__pyx_v_v[__pyx_v_i]) = __pyx_t_11;
+
+
+      /* "carray.from_py":105
+ *         pass
+ *     if i == length:
+ *         for i, item in enumerate(o):             # <<<<<<<<<<<<<<
+ *             if i >= length:
+ *                 break
+*/
+    }
+    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+    goto __pyx_L15_for_else;
+    __pyx_L13_break:;
+    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+    goto __pyx_L16_for_end;
+    /*else*/ {
+      __pyx_L15_for_else:;
+
+      /* "carray.from_py":110
+ *             v[i] = item
+ *         else:
+ *             i += 1  # convert index to length             # <<<<<<<<<<<<<<
+ *             if i == length:
+ *                 return 0
+*/
+      __pyx_v_i = (__pyx_v_i + 1);
+
+      /* "carray.from_py":111
+ *         else:
+ *             i += 1  # convert index to length
+ *             if i == length:             # <<<<<<<<<<<<<<
+ *                 return 0
+ * 
+*/
+      __pyx_t_6 = (__pyx_v_i == __pyx_v_length);
+
+      if (__pyx_t_6) {
+
+
+        /* "carray.from_py":112
+ *             i += 1  # convert index to length
+ *             if i == length:
+ *                 return 0             # <<<<<<<<<<<<<<
+ * 
+ *     PyErr_Format(
+*/
+        {
+
+          __pyx_r = 0;
+        }
+        goto __pyx_L0;
+
+        /* "carray.from_py":111
+ *         else:
+ *             i += 1  # convert index to length
+ *             if i == length:             # <<<<<<<<<<<<<<
+ *                 return 0
+ * 
+*/
+      }
+    }
+    __pyx_L16_for_end:;
+
+    /* "carray.from_py":104
+ *     except (TypeError, OverflowError):
+ *         pass
+ *     if i == length:             # <<<<<<<<<<<<<<
+ *         for i, item in enumerate(o):
+ *             if i >= length:
+*/
+  }
+
+  /* "carray.from_py":117
+ *         IndexError,
+ *         ("too many values found during array assignment, expected %zd"
+ *          if i >= length else             # <<<<<<<<<<<<<<
+ *          "not enough values found during array assignment, expected %zd, got %zd"),
+ *         length, i)
+*/
+  __pyx_t_6 = (__pyx_v_i >= __pyx_v_length);
+
+  if (__pyx_t_6) {
+
+    __pyx_t_12 = __pyx_k_too_many_values_found_during_arr;
+  } else {
+
+    __pyx_t_12 = __pyx_k_not_enough_values_found_during_a;
+  }
+
+
+  /* "carray.from_py":114
+ *                 return 0
+ * 
+ *     PyErr_Format(             # <<<<<<<<<<<<<<
+ *         IndexError,
+ *         ("too many values found during array assignment, expected %zd"
+*/
+  __pyx_t_7 = PyErr_Format(((PyObject *)(((PyTypeObject*)PyExc_IndexError))), __pyx_t_12, __pyx_v_length, __pyx_v_i); if (unlikely(!__pyx_t_7)) __PYX_ERR(1, 114, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_7);
+
+  __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+
+  /* "carray.from_py":97
+ *     object PyErr_Format(exc, const char *format, ...)
+ * 
+ * @cname("__Pyx_carray_from_py_PY_LONG_LONG")             # <<<<<<<<<<<<<<
+ * cdef int __Pyx_carray_from_py_PY_LONG_LONG(object o, base_type *v, Py_ssize_t length) except -1:
+ *     cdef Py_ssize_t i = length
+*/
+
+  /* function exit code */
+  __pyx_r = 0;
+  goto __pyx_L0;
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_7);
+  __Pyx_XDECREF(__pyx_t_10);
+  __Pyx_AddTraceback("carray.from_py.__Pyx_carray_from_py_PY_LONG_LONG", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = -1;
+  __pyx_L0:;
+
+  __Pyx_XDECREF(__pyx_v_item);
+
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "carray.to_py":132
+ * 
+ * 
+ * @cname("__Pyx_carray_to_py_int")             # <<<<<<<<<<<<<<
+ * cdef inline list __Pyx_carray_to_py_int(base_type *v, Py_ssize_t length):
+ *     cdef Py_ssize_t i
+*/
+
+static CYTHON_INLINE PyObject *__Pyx_carray_to_py_int(int *__pyx_v_v, Py_ssize_t __pyx_v_length) {
+  Py_ssize_t __pyx_v_i;
+  PyObject *__pyx_v_value = 0;
+  PyObject *__pyx_v_l = NULL;
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  Py_ssize_t __pyx_t_2;
+  Py_ssize_t __pyx_t_3;
+  Py_ssize_t __pyx_t_4;
+  int __pyx_t_5;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("__Pyx_carray_to_py_int", 0);
+
+  /* "carray.to_py":136
+ *     cdef Py_ssize_t i
+ *     cdef object value
+ *     l = PyList_New(length)             # <<<<<<<<<<<<<<
+ *     for i in range(length):
+ *         value = v[<size_t> i]
+*/
+  __pyx_t_1 = PyList_New(__pyx_v_length); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 136, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_v_l = ((PyObject*)__pyx_t_1);
+  __pyx_t_1 = 0;
+
+  /* "carray.to_py":137
+ *     cdef object value
+ *     l = PyList_New(length)
+ *     for i in range(length):             # <<<<<<<<<<<<<<
+ *         value = v[<size_t> i]
+ *         Py_INCREF(value)
+*/
+
+  __pyx_t_2 = __pyx_v_length;
+  __pyx_t_3 = __pyx_t_2;
+
+  for (__pyx_t_4 = 0; __pyx_t_4 < __pyx_t_3; __pyx_t_4+=1) {
+    __pyx_v_i = __pyx_t_4;
+
+    /* "carray.to_py":138
+ *     l = PyList_New(length)
+ *     for i in range(length):
+ *         value = v[<size_t> i]             # <<<<<<<<<<<<<<
+ *         Py_INCREF(value)
+ *         __Pyx_PyList_SET_ITEM(l, i, value)
+*/
+    __pyx_t_1 = __Pyx_PyLong_From_int((__pyx_v_v[((size_t)__pyx_v_i)])); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 138, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __Pyx_XDECREF_SET(__pyx_v_value, __pyx_t_1);
+    __pyx_t_1 = 0;
+
+    /* "carray.to_py":139
+ *     for i in range(length):
+ *         value = v[<size_t> i]
+ *         Py_INCREF(value)             # <<<<<<<<<<<<<<
+ *         __Pyx_PyList_SET_ITEM(l, i, value)
+ *     return l
+*/
+    Py_INCREF(__pyx_v_value);
+
+    /* "carray.to_py":140
+ *         value = v[<size_t> i]
+ *         Py_INCREF(value)
+ *         __Pyx_PyList_SET_ITEM(l, i, value)             # <<<<<<<<<<<<<<
+ *     return l
+ * 
+*/
+    __pyx_t_5 = __Pyx_PyList_SET_ITEM(__pyx_v_l, __pyx_v_i, __pyx_v_value); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(1, 140, __pyx_L1_error)
+
+  }
+
+
+  /* "carray.to_py":141
+ *         Py_INCREF(value)
+ *         __Pyx_PyList_SET_ITEM(l, i, value)
+ *     return l             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __Pyx_INCREF(__pyx_v_l);
+      __pyx_r = __pyx_v_l;
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  goto __pyx_L0;
+
+  /* "carray.to_py":132
+ * 
+ * 
+ * @cname("__Pyx_carray_to_py_int")             # <<<<<<<<<<<<<<
+ * cdef inline list __Pyx_carray_to_py_int(base_type *v, Py_ssize_t length):
+ *     cdef Py_ssize_t i
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_AddTraceback("carray.to_py.__Pyx_carray_to_py_int", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = 0;
+  __pyx_L0:;
+
+  __Pyx_XDECREF(__pyx_v_value);
+  __Pyx_XDECREF(__pyx_v_l);
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "carray.to_py":144
+ * 
+ * 
+ * @cname("__Pyx_carray_to_tuple_int")             # <<<<<<<<<<<<<<
+ * cdef inline tuple __Pyx_carray_to_tuple_int(base_type *v, Py_ssize_t length):
+ *     cdef Py_ssize_t i
+*/
+
+static CYTHON_INLINE PyObject *__Pyx_carray_to_tuple_int(int *__pyx_v_v, Py_ssize_t __pyx_v_length) {
+  Py_ssize_t __pyx_v_i;
+  PyObject *__pyx_v_value = 0;
+  PyObject *__pyx_v_t = NULL;
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  Py_ssize_t __pyx_t_2;
+  Py_ssize_t __pyx_t_3;
+  Py_ssize_t __pyx_t_4;
+  int __pyx_t_5;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("__Pyx_carray_to_tuple_int", 0);
+
+  /* "carray.to_py":148
+ *     cdef Py_ssize_t i
+ *     cdef object value
+ *     t = PyTuple_New(length)             # <<<<<<<<<<<<<<
+ *     for i in range(length):
+ *         value = v[<size_t> i]
+*/
+  __pyx_t_1 = PyTuple_New(__pyx_v_length); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 148, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_v_t = ((PyObject*)__pyx_t_1);
+  __pyx_t_1 = 0;
+
+  /* "carray.to_py":149
+ *     cdef object value
+ *     t = PyTuple_New(length)
+ *     for i in range(length):             # <<<<<<<<<<<<<<
+ *         value = v[<size_t> i]
+ *         Py_INCREF(value)
+*/
+
+  __pyx_t_2 = __pyx_v_length;
+  __pyx_t_3 = __pyx_t_2;
+
+  for (__pyx_t_4 = 0; __pyx_t_4 < __pyx_t_3; __pyx_t_4+=1) {
+    __pyx_v_i = __pyx_t_4;
+
+    /* "carray.to_py":150
+ *     t = PyTuple_New(length)
+ *     for i in range(length):
+ *         value = v[<size_t> i]             # <<<<<<<<<<<<<<
+ *         Py_INCREF(value)
+ *         __Pyx_PyTuple_SET_ITEM(t, i, value)
+*/
+    __pyx_t_1 = __Pyx_PyLong_From_int((__pyx_v_v[((size_t)__pyx_v_i)])); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 150, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __Pyx_XDECREF_SET(__pyx_v_value, __pyx_t_1);
+    __pyx_t_1 = 0;
+
+    /* "carray.to_py":151
+ *     for i in range(length):
+ *         value = v[<size_t> i]
+ *         Py_INCREF(value)             # <<<<<<<<<<<<<<
+ *         __Pyx_PyTuple_SET_ITEM(t, i, value)
+ *     return t
+*/
+    Py_INCREF(__pyx_v_value);
+
+    /* "carray.to_py":152
+ *         value = v[<size_t> i]
+ *         Py_INCREF(value)
+ *         __Pyx_PyTuple_SET_ITEM(t, i, value)             # <<<<<<<<<<<<<<
+ *     return t
+*/
+    __pyx_t_5 = __Pyx_PyTuple_SET_ITEM(__pyx_v_t, __pyx_v_i, __pyx_v_value); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(1, 152, __pyx_L1_error)
+
+  }
+
+
+  /* "carray.to_py":153
+ *         Py_INCREF(value)
+ *         __Pyx_PyTuple_SET_ITEM(t, i, value)
+ *     return t             # <<<<<<<<<<<<<<
+*/
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __Pyx_INCREF(__pyx_v_t);
+      __pyx_r = __pyx_v_t;
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  goto __pyx_L0;
+
+  /* "carray.to_py":144
+ * 
+ * 
+ * @cname("__Pyx_carray_to_tuple_int")             # <<<<<<<<<<<<<<
+ * cdef inline tuple __Pyx_carray_to_tuple_int(base_type *v, Py_ssize_t length):
+ *     cdef Py_ssize_t i
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_AddTraceback("carray.to_py.__Pyx_carray_to_tuple_int", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = 0;
+  __pyx_L0:;
+
+  __Pyx_XDECREF(__pyx_v_value);
+  __Pyx_XDECREF(__pyx_v_t);
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "carray.from_py":97
+ *     object PyErr_Format(exc, const char *format, ...)
+ * 
+ * @cname("__Pyx_carray_from_py_int")             # <<<<<<<<<<<<<<
+ * cdef int __Pyx_carray_from_py_int(object o, base_type *v, Py_ssize_t length) except -1:
+ *     cdef Py_ssize_t i = length
+*/
+
+static int __Pyx_carray_from_py_int(PyObject *__pyx_v_o, int *__pyx_v_v, Py_ssize_t __pyx_v_length) {
+  Py_ssize_t __pyx_v_i;
+  PyObject *__pyx_v_item = NULL;
+  int __pyx_r;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  PyObject *__pyx_t_2 = NULL;
+  PyObject *__pyx_t_3 = NULL;
+  Py_ssize_t __pyx_t_4;
+  int __pyx_t_5;
+  int __pyx_t_6;
+  PyObject *__pyx_t_7 = NULL;
+  Py_ssize_t __pyx_t_8;
+  PyObject *(*__pyx_t_9)(PyObject *);
+  PyObject *__pyx_t_10 = NULL;
+  char const *__pyx_t_11;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("__Pyx_carray_from_py_int", 0);
+
+  /* "carray.from_py":99
+ * @cname("__Pyx_carray_from_py_int")
+ * cdef int __Pyx_carray_from_py_int(object o, base_type *v, Py_ssize_t length) except -1:
+ *     cdef Py_ssize_t i = length             # <<<<<<<<<<<<<<
+ *     try:
+ *         i = len(o)
+*/
+  __pyx_v_i = __pyx_v_length;
+
+  /* "carray.from_py":100
+ * cdef int __Pyx_carray_from_py_int(object o, base_type *v, Py_ssize_t length) except -1:
+ *     cdef Py_ssize_t i = length
+ *     try:             # <<<<<<<<<<<<<<
+ *         i = len(o)
+ *     except (TypeError, OverflowError):
+*/
+  {
+    __Pyx_PyThreadState_declare
+    __Pyx_PyThreadState_assign
+    __Pyx_ExceptionSave(&__pyx_t_1, &__pyx_t_2, &__pyx_t_3);
+    __Pyx_XGOTREF(__pyx_t_1);
+    __Pyx_XGOTREF(__pyx_t_2);
+    __Pyx_XGOTREF(__pyx_t_3);
+    /*try:*/ {
+
+      /* "carray.from_py":101
+ *     cdef Py_ssize_t i = length
+ *     try:
+ *         i = len(o)             # <<<<<<<<<<<<<<
+ *     except (TypeError, OverflowError):
+ *         pass
+*/
+      __pyx_t_4 = PyObject_Length(__pyx_v_o); if (unlikely(__pyx_t_4 == ((Py_ssize_t)-1))) __PYX_ERR(1, 101, __pyx_L3_error)
+      __pyx_v_i = __pyx_t_4;
+
+      /* "carray.from_py":100
+ * cdef int __Pyx_carray_from_py_int(object o, base_type *v, Py_ssize_t length) except -1:
+ *     cdef Py_ssize_t i = length
+ *     try:             # <<<<<<<<<<<<<<
+ *         i = len(o)
+ *     except (TypeError, OverflowError):
+*/
+    }
+    __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
+    __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
+    __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
+    goto __pyx_L8_try_end;
+    __pyx_L3_error:;
+
+    /* "carray.from_py":102
+ *     try:
+ *         i = len(o)
+ *     except (TypeError, OverflowError):             # <<<<<<<<<<<<<<
+ *         pass
+ *     if i == length:
+*/
+    __pyx_t_5 = __Pyx_PyErr_ExceptionMatches2(((PyObject *)(((PyTypeObject*)PyExc_TypeError))), ((PyObject *)(((PyTypeObject*)PyExc_OverflowError))));
+    if (__pyx_t_5) {
+      __Pyx_ErrRestore(0,0,0);
+      goto __pyx_L4_exception_handled;
+    }
+    goto __pyx_L5_except_error;
+
+    /* "carray.from_py":100
+ * cdef int __Pyx_carray_from_py_int(object o, base_type *v, Py_ssize_t length) except -1:
+ *     cdef Py_ssize_t i = length
+ *     try:             # <<<<<<<<<<<<<<
+ *         i = len(o)
+ *     except (TypeError, OverflowError):
+*/
+    __pyx_L5_except_error:;
+    __Pyx_XGIVEREF(__pyx_t_1);
+    __Pyx_XGIVEREF(__pyx_t_2);
+    __Pyx_XGIVEREF(__pyx_t_3);
+    __Pyx_ExceptionReset(__pyx_t_1, __pyx_t_2, __pyx_t_3);
+    goto __pyx_L1_error;
+    __pyx_L4_exception_handled:;
+    __Pyx_XGIVEREF(__pyx_t_1);
+    __Pyx_XGIVEREF(__pyx_t_2);
+    __Pyx_XGIVEREF(__pyx_t_3);
+    __Pyx_ExceptionReset(__pyx_t_1, __pyx_t_2, __pyx_t_3);
+    __pyx_L8_try_end:;
+  }
+
+  /* "carray.from_py":104
+ *     except (TypeError, OverflowError):
+ *         pass
+ *     if i == length:             # <<<<<<<<<<<<<<
+ *         for i, item in enumerate(o):
+ *             if i >= length:
+*/
+  __pyx_t_6 = (__pyx_v_i == __pyx_v_length);
+
+  if (__pyx_t_6) {
+
+
+    /* "carray.from_py":105
+ *         pass
+ *     if i == length:
+ *         for i, item in enumerate(o):             # <<<<<<<<<<<<<<
+ *             if i >= length:
+ *                 break
+*/
+
+    __pyx_t_4 = 0;
+    if (likely(PyList_CheckExact(__pyx_v_o)) || PyTuple_CheckExact(__pyx_v_o)) {
+      __pyx_t_7 = __pyx_v_o; __Pyx_INCREF(__pyx_t_7);
+      __pyx_t_8 = 0;
+      __pyx_t_9 = NULL;
+    } else {
+      __pyx_t_8 = -1; __pyx_t_7 = PyObject_GetIter(__pyx_v_o); if (unlikely(!__pyx_t_7)) __PYX_ERR(1, 105, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_7);
+      __pyx_t_9 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_7); if (unlikely(!__pyx_t_9)) __PYX_ERR(1, 105, __pyx_L1_error)
+    }
+    for (;;) {
+      if (likely(!__pyx_t_9)) {
+        if (likely(PyList_CheckExact(__pyx_t_7))) {
+          {
+            Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_7);
+            #if !CYTHON_ASSUME_SAFE_SIZE
+            if (unlikely((__pyx_temp < 0))) __PYX_ERR(1, 105, __pyx_L1_error)
+            #endif
+            if (__pyx_t_8 >= __pyx_temp) break;
+          }
+          __pyx_t_10 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_7, __pyx_t_8, __Pyx_ReferenceSharing_OwnStrongReference);
+          ++__pyx_t_8;
+        } else {
+          {
+            Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_7);
+            #if !CYTHON_ASSUME_SAFE_SIZE
+            if (unlikely((__pyx_temp < 0))) __PYX_ERR(1, 105, __pyx_L1_error)
+            #endif
+            if (__pyx_t_8 >= __pyx_temp) break;
+          }
+          #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
+          __pyx_t_10 = __Pyx_NewRef(PyTuple_GET_ITEM(__pyx_t_7, __pyx_t_8));
+          #else
+          __pyx_t_10 = __Pyx_PySequence_ITEM(__pyx_t_7, __pyx_t_8);
+          #endif
+          ++__pyx_t_8;
+        }
+        if (unlikely(!__pyx_t_10)) __PYX_ERR(1, 105, __pyx_L1_error)
+      } else {
+        __pyx_t_10 = __pyx_t_9(__pyx_t_7);
+        if (unlikely(!__pyx_t_10)) {
+          PyObject* exc_type = PyErr_Occurred();
+          if (exc_type) {
+            if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(1, 105, __pyx_L1_error)
+            PyErr_Clear();
+          }
+          break;
+        }
+      }
+      __Pyx_GOTREF(__pyx_t_10);
+      __Pyx_XDECREF_SET(__pyx_v_item, __pyx_t_10);
+      __pyx_t_10 = 0;
+      __pyx_v_i = __pyx_t_4;
+      __pyx_t_4 = (__pyx_t_4 + 1);
+
+      /* "carray.from_py":106
+ *     if i == length:
+ *         for i, item in enumerate(o):
+ *             if i >= length:             # <<<<<<<<<<<<<<
+ *                 break
+ *             v[i] = item
+*/
+      __pyx_t_6 = (__pyx_v_i >= __pyx_v_length);
+
+      if (__pyx_t_6) {
+
+
+        /* "carray.from_py":107
+ *         for i, item in enumerate(o):
+ *             if i >= length:
+ *                 break             # <<<<<<<<<<<<<<
+ *             v[i] = item
+ *         else:
+*/
+        goto __pyx_L13_break;
+
+        /* "carray.from_py":106
+ *     if i == length:
+ *         for i, item in enumerate(o):
+ *             if i >= length:             # <<<<<<<<<<<<<<
+ *                 break
+ *             v[i] = item
+*/
+      }
+
+      /* "carray.from_py":108
+ *             if i >= length:
+ *                 break
+ *             v[i] = item             # <<<<<<<<<<<<<<
+ *         else:
+ *             i += 1  # convert index to length
+*/
+      __pyx_t_5 = __Pyx_PyLong_As_int(__pyx_v_item); if (unlikely((__pyx_t_5 == (int)-1) && PyErr_Occurred())) __PYX_ERR(1, 108, __pyx_L1_error)
+      (__pyx_v_v[__pyx_v_i]) = __pyx_t_5;
+
+
+      /* "carray.from_py":105
+ *         pass
+ *     if i == length:
+ *         for i, item in enumerate(o):             # <<<<<<<<<<<<<<
+ *             if i >= length:
+ *                 break
+*/
+    }
+    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+    goto __pyx_L15_for_else;
+    __pyx_L13_break:;
+    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+    goto __pyx_L16_for_end;
+    /*else*/ {
+      __pyx_L15_for_else:;
+
+      /* "carray.from_py":110
+ *             v[i] = item
+ *         else:
+ *             i += 1  # convert index to length             # <<<<<<<<<<<<<<
+ *             if i == length:
+ *                 return 0
+*/
+      __pyx_v_i = (__pyx_v_i + 1);
+
+      /* "carray.from_py":111
+ *         else:
+ *             i += 1  # convert index to length
+ *             if i == length:             # <<<<<<<<<<<<<<
+ *                 return 0
+ * 
+*/
+      __pyx_t_6 = (__pyx_v_i == __pyx_v_length);
+
+      if (__pyx_t_6) {
+
+
+        /* "carray.from_py":112
+ *             i += 1  # convert index to length
+ *             if i == length:
+ *                 return 0             # <<<<<<<<<<<<<<
+ * 
+ *     PyErr_Format(
+*/
+        {
+
+          __pyx_r = 0;
+        }
+        goto __pyx_L0;
+
+        /* "carray.from_py":111
+ *         else:
+ *             i += 1  # convert index to length
+ *             if i == length:             # <<<<<<<<<<<<<<
+ *                 return 0
+ * 
+*/
+      }
+    }
+    __pyx_L16_for_end:;
+
+    /* "carray.from_py":104
+ *     except (TypeError, OverflowError):
+ *         pass
+ *     if i == length:             # <<<<<<<<<<<<<<
+ *         for i, item in enumerate(o):
+ *             if i >= length:
+*/
+  }
+
+  /* "carray.from_py":117
+ *         IndexError,
+ *         ("too many values found during array assignment, expected %zd"
+ *          if i >= length else             # <<<<<<<<<<<<<<
+ *          "not enough values found during array assignment, expected %zd, got %zd"),
+ *         length, i)
+*/
+  __pyx_t_6 = (__pyx_v_i >= __pyx_v_length);
+
+  if (__pyx_t_6) {
+
+    __pyx_t_11 = __pyx_k_too_many_values_found_during_arr;
+  } else {
+
+    __pyx_t_11 = __pyx_k_not_enough_values_found_during_a;
+  }
+
+
+  /* "carray.from_py":114
+ *                 return 0
+ * 
+ *     PyErr_Format(             # <<<<<<<<<<<<<<
+ *         IndexError,
+ *         ("too many values found during array assignment, expected %zd"
+*/
+  __pyx_t_7 = PyErr_Format(((PyObject *)(((PyTypeObject*)PyExc_IndexError))), __pyx_t_11, __pyx_v_length, __pyx_v_i); if (unlikely(!__pyx_t_7)) __PYX_ERR(1, 114, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_7);
+
+  __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+
+  /* "carray.from_py":97
+ *     object PyErr_Format(exc, const char *format, ...)
+ * 
+ * @cname("__Pyx_carray_from_py_int")             # <<<<<<<<<<<<<<
+ * cdef int __Pyx_carray_from_py_int(object o, base_type *v, Py_ssize_t length) except -1:
+ *     cdef Py_ssize_t i = length
+*/
+
+  /* function exit code */
+  __pyx_r = 0;
+  goto __pyx_L0;
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_7);
+  __Pyx_XDECREF(__pyx_t_10);
+  __Pyx_AddTraceback("carray.from_py.__Pyx_carray_from_py_int", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = -1;
+  __pyx_L0:;
+
+  __Pyx_XDECREF(__pyx_v_item);
+
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "memora_lite/_rows.pyx":88
+ *     cdef Py_ssize_t capacities[64]
+ * 
+ *     def __init__(self, tuple names, list specs, Py_ssize_t pk_index):             # <<<<<<<<<<<<<<
+ *         cdef Py_ssize_t k
+ *         if len(names) != len(specs) or not 0 < len(names) <= 64 or not 0 <= pk_index < len(names):
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_11memora_lite_5_rows_1pack_int_list(PyObject *__pyx_self, 
+static int __pyx_pw_11memora_lite_5_rows_10RowEncoder_1__init__(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL_TPNEW
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+); /*proto*/
+static int __pyx_pw_11memora_lite_5_rows_10RowEncoder_1__init__(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL_TPNEW
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+) {
+  PyObject *__pyx_v_names = 0;
+  PyObject *__pyx_v_specs = 0;
+  Py_ssize_t __pyx_v_pk_index;
+  #if !CYTHON_VECTORCALL_TPNEW
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  #endif
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject* values[3] = {0,0,0};
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  int __pyx_r;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("__init__ (wrapper)", 0);
+  #if !CYTHON_VECTORCALL_TPNEW
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return -1;
+  #endif
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_FASTCALL_TPNEW(__pyx_args, __pyx_nargs);
+  {
+    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_names,&__pyx_mstate_global->__pyx_n_u_specs,&__pyx_mstate_global->__pyx_n_u_pk_index,0};
+    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL_TPNEW(__pyx_kwds) : 0;
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 88, __pyx_L3_error)
+    if (__pyx_kwds_len > 0) {
+      switch (__pyx_nargs) {
+        case  3:
+        values[2] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 2);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 88, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  2:
+        values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 88, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  1:
+        values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 88, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  0: break;
+        default: goto __pyx_L5_argtuple_error;
+      }
+      const Py_ssize_t kwd_pos_args = __pyx_nargs;
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 88, __pyx_L3_error)
+      for (Py_ssize_t i = __pyx_nargs; i < 3; i++) {
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, i); __PYX_ERR(0, 88, __pyx_L3_error) }
+      }
+    } else if (unlikely(__pyx_nargs != 3)) {
+      goto __pyx_L5_argtuple_error;
+    } else {
+      values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 88, __pyx_L3_error)
+      values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 88, __pyx_L3_error)
+      values[2] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 2);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 88, __pyx_L3_error)
+    }
+    __pyx_v_names = ((PyObject*)values[0]);
+    __pyx_v_specs = ((PyObject*)values[1]);
+    __pyx_v_pk_index = __Pyx_PyIndex_AsSsize_t(values[2]); if (unlikely((__pyx_v_pk_index == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 88, __pyx_L3_error)
+  }
+  goto __pyx_L6_skip;
+  __pyx_L5_argtuple_error:;
+  __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, __pyx_nargs); __PYX_ERR(0, 88, __pyx_L3_error)
+  __pyx_L6_skip:;
+  goto __pyx_L4_argument_unpacking_done;
+  __pyx_L3_error:;
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __Pyx_AddTraceback("memora_lite._rows.RowEncoder.__init__", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_RefNannyFinishContext();
+  return -1;
+  __pyx_L4_argument_unpacking_done:;
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_names), (&PyTuple_Type), 1, "names", 1))) __PYX_ERR(0, 88, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_specs), (&PyList_Type), 1, "specs", 1))) __PYX_ERR(0, 88, __pyx_L1_error)
+  __pyx_r = __pyx_pf_11memora_lite_5_rows_10RowEncoder___init__(((struct __pyx_obj_11memora_lite_5_rows_RowEncoder *)__pyx_v_self), __pyx_v_names, __pyx_v_specs, __pyx_v_pk_index);
+
+  /* function exit code */
+  goto __pyx_L0;
+  __pyx_L1_error:;
+  __pyx_r = -1;
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  goto __pyx_L7_cleaned_up;
+  __pyx_L0:;
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __pyx_L7_cleaned_up:;
+
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static int __pyx_pf_11memora_lite_5_rows_10RowEncoder___init__(struct __pyx_obj_11memora_lite_5_rows_RowEncoder *__pyx_v_self, PyObject *__pyx_v_names, PyObject *__pyx_v_specs, Py_ssize_t __pyx_v_pk_index) {
+  Py_ssize_t __pyx_v_k;
+  PyObject *__pyx_v_spec = NULL;
+  int __pyx_r;
+  __Pyx_RefNannyDeclarations
+  int __pyx_t_1;
+  Py_ssize_t __pyx_t_2;
+  Py_ssize_t __pyx_t_3;
+  int __pyx_t_4;
+  int __pyx_t_5;
+  PyObject *__pyx_t_6 = NULL;
+  PyObject *__pyx_t_7 = NULL;
+  size_t __pyx_t_8;
+  int __pyx_t_9;
+  PY_LONG_LONG __pyx_t_10;
+  PY_LONG_LONG __pyx_t_11;
+  PyObject *__pyx_t_12 = NULL;
+  PyObject *__pyx_t_13 = NULL;
+  PyObject *__pyx_t_14 = NULL;
+  PyObject *__pyx_t_15[3];
+  Py_ssize_t __pyx_t_16;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("__init__", 0);
+
+  /* "memora_lite/_rows.pyx":90
+ *     def __init__(self, tuple names, list specs, Py_ssize_t pk_index):
+ *         cdef Py_ssize_t k
+ *         if len(names) != len(specs) or not 0 < len(names) <= 64 or not 0 <= pk_index < len(names):             # <<<<<<<<<<<<<<
+ *             raise ValueError("one spec per field, 1 to 64 fields, and the key among them")
+ *         self.names = names
+*/
+  if (unlikely(__pyx_v_names == Py_None)) {
+    PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
+    __PYX_ERR(0, 90, __pyx_L1_error)
+  }
+  __pyx_t_2 = __Pyx_PyTuple_GET_SIZE(__pyx_v_names); if (unlikely(__pyx_t_2 == ((Py_ssize_t)-1))) __PYX_ERR(0, 90, __pyx_L1_error)
+  if (unlikely(__pyx_v_specs == Py_None)) {
+    PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
+    __PYX_ERR(0, 90, __pyx_L1_error)
+  }
+  __pyx_t_3 = __Pyx_PyList_GET_SIZE(__pyx_v_specs); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 90, __pyx_L1_error)
+  __pyx_t_4 = (__pyx_t_2 != __pyx_t_3);
+
+
+
+  if (!__pyx_t_4) {
+
+  } else {
+
+    __pyx_t_1 = __pyx_t_4;
+
+    goto __pyx_L4_bool_binop_done;
+  }
+  if (unlikely(__pyx_v_names == Py_None)) {
+    PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
+    __PYX_ERR(0, 90, __pyx_L1_error)
+  }
+  __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_names); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 90, __pyx_L1_error)
+  __pyx_t_4 = (0 < __pyx_t_3);
+  if (__pyx_t_4) {
+    __pyx_t_4 = (__pyx_t_3 <= 64);
+  }
+
+  __pyx_t_5 = (!__pyx_t_4);
+
+
+  if (!__pyx_t_5) {
+
+  } else {
+
+    __pyx_t_1 = __pyx_t_5;
+
+    goto __pyx_L4_bool_binop_done;
+  }
+  __pyx_t_5 = (0 <= __pyx_v_pk_index);
+  if (__pyx_t_5) {
+    if (unlikely(__pyx_v_names == Py_None)) {
+      PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
+      __PYX_ERR(0, 90, __pyx_L1_error)
+    }
+    __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_names); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 90, __pyx_L1_error)
+    __pyx_t_5 = (__pyx_v_pk_index < __pyx_t_3);
+
+  }
+  __pyx_t_4 = (!__pyx_t_5);
+
+
+
+  __pyx_t_1 = __pyx_t_4;
+
+  __pyx_L4_bool_binop_done:;
+  if (unlikely(__pyx_t_1)) {
+
+
+    /* "memora_lite/_rows.pyx":91
+ *         cdef Py_ssize_t k
+ *         if len(names) != len(specs) or not 0 < len(names) <= 64 or not 0 <= pk_index < len(names):
+ *             raise ValueError("one spec per field, 1 to 64 fields, and the key among them")             # <<<<<<<<<<<<<<
+ *         self.names = names
+ *         self.n_fields = len(names)
+*/
+    __pyx_t_7 = NULL;
+    __pyx_t_8 = 1;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_7, __pyx_mstate_global->__pyx_kp_u_one_spec_per_field_1_to_64_field};
+      __pyx_t_6 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
+      if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 91, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_6);
+    }
+    __Pyx_Raise(__pyx_t_6, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+    __PYX_ERR(0, 91, __pyx_L1_error)
+
+    /* "memora_lite/_rows.pyx":90
+ *     def __init__(self, tuple names, list specs, Py_ssize_t pk_index):
+ *         cdef Py_ssize_t k
+ *         if len(names) != len(specs) or not 0 < len(names) <= 64 or not 0 <= pk_index < len(names):             # <<<<<<<<<<<<<<
+ *             raise ValueError("one spec per field, 1 to 64 fields, and the key among them")
+ *         self.names = names
+*/
+  }
+
+  /* "memora_lite/_rows.pyx":92
+ *         if len(names) != len(specs) or not 0 < len(names) <= 64 or not 0 <= pk_index < len(names):
+ *             raise ValueError("one spec per field, 1 to 64 fields, and the key among them")
+ *         self.names = names             # <<<<<<<<<<<<<<
+ *         self.n_fields = len(names)
+ *         self.pk_index = pk_index
+*/
+  __Pyx_INCREF(__pyx_v_names);
+  __Pyx_GIVEREF(__pyx_v_names);
+  __Pyx_GOTREF(__pyx_v_self->names);
+  __Pyx_DECREF_SET(__pyx_v_self->names, __pyx_v_names);
+
+  /* "memora_lite/_rows.pyx":93
+ *             raise ValueError("one spec per field, 1 to 64 fields, and the key among them")
+ *         self.names = names
+ *         self.n_fields = len(names)             # <<<<<<<<<<<<<<
+ *         self.pk_index = pk_index
+ *         self.checks = [None] * len(names)
+*/
+  if (unlikely(__pyx_v_names == Py_None)) {
+    PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
+    __PYX_ERR(0, 93, __pyx_L1_error)
+  }
+  __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_names); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 93, __pyx_L1_error)
+  __pyx_v_self->n_fields = __pyx_t_3;
+
+  /* "memora_lite/_rows.pyx":94
+ *         self.names = names
+ *         self.n_fields = len(names)
+ *         self.pk_index = pk_index             # <<<<<<<<<<<<<<
+ *         self.checks = [None] * len(names)
+ *         for k, spec in enumerate(specs):
+*/
+  __pyx_v_self->pk_index = __pyx_v_pk_index;
+
+  /* "memora_lite/_rows.pyx":95
+ *         self.n_fields = len(names)
+ *         self.pk_index = pk_index
+ *         self.checks = [None] * len(names)             # <<<<<<<<<<<<<<
+ *         for k, spec in enumerate(specs):
+ *             if spec[0] == "int":
+*/
+  if (unlikely(__pyx_v_names == Py_None)) {
+    PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
+    __PYX_ERR(0, 95, __pyx_L1_error)
+  }
+  __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_names); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 95, __pyx_L1_error)
+  __pyx_t_6 = PyList_New(1 * ((__pyx_t_3<0) ? 0:__pyx_t_3)); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 95, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_6);
+  { Py_ssize_t __pyx_temp;
+    for (__pyx_temp=0; __pyx_temp < __pyx_t_3; __pyx_temp++) {
+      __Pyx_INCREF(Py_None);
+      __Pyx_GIVEREF(Py_None);
+      if (__Pyx_PyList_SET_ITEM(__pyx_t_6, __pyx_temp, Py_None) != (0)) __PYX_ERR(0, 95, __pyx_L1_error);
+    }
+  }
+
+  __Pyx_GIVEREF(__pyx_t_6);
+  __Pyx_GOTREF(__pyx_v_self->checks);
+  __Pyx_DECREF_SET(__pyx_v_self->checks, ((PyObject*)__pyx_t_6));
+  __pyx_t_6 = 0;
+
+  /* "memora_lite/_rows.pyx":96
+ *         self.pk_index = pk_index
+ *         self.checks = [None] * len(names)
+ *         for k, spec in enumerate(specs):             # <<<<<<<<<<<<<<
+ *             if spec[0] == "int":
+ *                 self.kinds[k], self.lows[k], self.highs[k] = FIELD_INT, spec[1], spec[2]
+*/
+
+  __pyx_t_3 = 0;
+  __pyx_t_6 = __pyx_v_specs; __Pyx_INCREF(__pyx_t_6);
+  __pyx_t_2 = 0;
+  for (;;) {
+    {
+      Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_6);
+      #if !CYTHON_ASSUME_SAFE_SIZE
+      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 96, __pyx_L1_error)
+      #endif
+      if (__pyx_t_2 >= __pyx_temp) break;
+    }
+    __pyx_t_7 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_6, __pyx_t_2, __Pyx_ReferenceSharing_OwnStrongReference);
+    ++__pyx_t_2;
+    if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 96, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_7);
+    __Pyx_XDECREF_SET(__pyx_v_spec, __pyx_t_7);
+    __pyx_t_7 = 0;
+    __pyx_v_k = __pyx_t_3;
+    __pyx_t_3 = (__pyx_t_3 + 1);
+
+    /* "memora_lite/_rows.pyx":97
+ *         self.checks = [None] * len(names)
+ *         for k, spec in enumerate(specs):
+ *             if spec[0] == "int":             # <<<<<<<<<<<<<<
+ *                 self.kinds[k], self.lows[k], self.highs[k] = FIELD_INT, spec[1], spec[2]
+ *             elif spec[0] == "ints":
+*/
+    __pyx_t_7 = __Pyx_GetItemInt(__pyx_v_spec, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 97, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_7);
+    __pyx_t_1 = __Pyx_PyObject_CompareBoolEq_object_str(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_int, Py_EQ); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 97, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+    if (__pyx_t_1) {
+
+
+      /* "memora_lite/_rows.pyx":98
+ *         for k, spec in enumerate(specs):
+ *             if spec[0] == "int":
+ *                 self.kinds[k], self.lows[k], self.highs[k] = FIELD_INT, spec[1], spec[2]             # <<<<<<<<<<<<<<
+ *             elif spec[0] == "ints":
+ *                 if spec[3] not in (1, 2, 4, 8):
+*/
+      __pyx_t_9 = 0;
+
+      __pyx_t_7 = __Pyx_GetItemInt(__pyx_v_spec, 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 98, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_7);
+      __pyx_t_10 = __Pyx_PyLong_As_PY_LONG_LONG(__pyx_t_7); if (unlikely((__pyx_t_10 == (PY_LONG_LONG)-1) && PyErr_Occurred())) __PYX_ERR(0, 98, __pyx_L1_error)
+      __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+      __pyx_t_7 = __Pyx_GetItemInt(__pyx_v_spec, 2, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 98, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_7);
+      __pyx_t_11 = __Pyx_PyLong_As_PY_LONG_LONG(__pyx_t_7); if (unlikely((__pyx_t_11 == (PY_LONG_LONG)-1) && PyErr_Occurred())) __PYX_ERR(0, 98, __pyx_L1_error)
+      __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+      (__pyx_v_self->kinds[__pyx_v_k]) = __pyx_t_9;
+
+      (__pyx_v_self->lows[__pyx_v_k]) = __pyx_t_10;
+
+      (__pyx_v_self->highs[__pyx_v_k]) = __pyx_t_11;
+
+
+      /* "memora_lite/_rows.pyx":97
+ *         self.checks = [None] * len(names)
+ *         for k, spec in enumerate(specs):
+ *             if spec[0] == "int":             # <<<<<<<<<<<<<<
+ *                 self.kinds[k], self.lows[k], self.highs[k] = FIELD_INT, spec[1], spec[2]
+ *             elif spec[0] == "ints":
+*/
+      goto __pyx_L9;
+    }
+
+    /* "memora_lite/_rows.pyx":99
+ *             if spec[0] == "int":
+ *                 self.kinds[k], self.lows[k], self.highs[k] = FIELD_INT, spec[1], spec[2]
+ *             elif spec[0] == "ints":             # <<<<<<<<<<<<<<
+ *                 if spec[3] not in (1, 2, 4, 8):
+ *                     raise ValueError(f"packed int size {spec[3]} is not 1, 2, 4 or 8")
+*/
+    __pyx_t_7 = __Pyx_GetItemInt(__pyx_v_spec, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 99, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_7);
+    __pyx_t_1 = __Pyx_PyObject_CompareBoolEq_object_str(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_ints, Py_EQ); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 99, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+    if (__pyx_t_1) {
+
+
+      /* "memora_lite/_rows.pyx":100
+ *                 self.kinds[k], self.lows[k], self.highs[k] = FIELD_INT, spec[1], spec[2]
+ *             elif spec[0] == "ints":
+ *                 if spec[3] not in (1, 2, 4, 8):             # <<<<<<<<<<<<<<
+ *                     raise ValueError(f"packed int size {spec[3]} is not 1, 2, 4 or 8")
+ *                 self.kinds[k], self.lows[k], self.highs[k] = FIELD_INTS, spec[1], spec[2]
+*/
+      __pyx_t_7 = __Pyx_GetItemInt(__pyx_v_spec, 3, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 100, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_7);
+      __pyx_t_4 = (__Pyx_PyLong_BoolNeObjC(__pyx_t_7, __pyx_mstate_global->__pyx_int_1, 1, 0)); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 100, __pyx_L1_error)
+      if (__pyx_t_4) {
+
+      } else {
+
+        __pyx_t_1 = __pyx_t_4;
+
+        goto __pyx_L11_bool_binop_done;
+      }
+      __pyx_t_4 = (__Pyx_PyLong_BoolNeObjC(__pyx_t_7, __pyx_mstate_global->__pyx_int_2, 2, 0)); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 100, __pyx_L1_error)
+      if (__pyx_t_4) {
+
+      } else {
+
+        __pyx_t_1 = __pyx_t_4;
+
+        goto __pyx_L11_bool_binop_done;
+      }
+      __pyx_t_4 = (__Pyx_PyLong_BoolNeObjC(__pyx_t_7, __pyx_mstate_global->__pyx_int_4, 4, 0)); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 100, __pyx_L1_error)
+      if (__pyx_t_4) {
+
+      } else {
+
+        __pyx_t_1 = __pyx_t_4;
+
+        goto __pyx_L11_bool_binop_done;
+      }
+      __pyx_t_4 = (__Pyx_PyLong_BoolNeObjC(__pyx_t_7, __pyx_mstate_global->__pyx_int_8, 8, 0)); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 100, __pyx_L1_error)
+
+      __pyx_t_1 = __pyx_t_4;
+
+      __pyx_L11_bool_binop_done:;
+      __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+      __pyx_t_4 = __pyx_t_1;
+
+
+      if (unlikely(__pyx_t_4)) {
+
+
+        /* "memora_lite/_rows.pyx":101
+ *             elif spec[0] == "ints":
+ *                 if spec[3] not in (1, 2, 4, 8):
+ *                     raise ValueError(f"packed int size {spec[3]} is not 1, 2, 4 or 8")             # <<<<<<<<<<<<<<
+ *                 self.kinds[k], self.lows[k], self.highs[k] = FIELD_INTS, spec[1], spec[2]
+ *                 self.sizes[k], self.capacities[k] = spec[3], spec[4]
+*/
+        __pyx_t_12 = NULL;
+        __pyx_t_13 = __Pyx_GetItemInt(__pyx_v_spec, 3, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 101, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_13);
+        __pyx_t_14 = __Pyx_PyObject_FormatSimple(__pyx_t_13, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 101, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_14);
+        __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
+        __pyx_t_15[0] = __pyx_mstate_global->__pyx_kp_u_packed_int_size;
+        __pyx_t_15[1] = __pyx_t_14;
+        __pyx_t_15[2] = __pyx_mstate_global->__pyx_kp_u_is_not_1_2_4_or_8;
+        __pyx_t_16 = 36;
+        #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
+        __pyx_t_16 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_15[1]);
+        #endif
+        __pyx_t_9 = 0;
+        #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
+        __pyx_t_9 |= __Pyx_PyUnicode_KIND_04(__pyx_t_15[1]);
+        #endif
+        __pyx_t_13 = __Pyx_PyUnicode_Join(__pyx_t_15, 3, __pyx_t_16, __pyx_t_9);
+        if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 101, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_13);
+        __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
+        __pyx_t_8 = 1;
+        {
+          PyObject *__pyx_callargs[2] = {__pyx_t_12, __pyx_t_13};
+          __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+          __Pyx_XDECREF(__pyx_t_12); __pyx_t_12 = 0;
+          __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
+          if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 101, __pyx_L1_error)
+          __Pyx_GOTREF(__pyx_t_7);
+        }
+        __Pyx_Raise(__pyx_t_7, 0, 0, 0);
+        __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+        __PYX_ERR(0, 101, __pyx_L1_error)
+
+        /* "memora_lite/_rows.pyx":100
+ *                 self.kinds[k], self.lows[k], self.highs[k] = FIELD_INT, spec[1], spec[2]
+ *             elif spec[0] == "ints":
+ *                 if spec[3] not in (1, 2, 4, 8):             # <<<<<<<<<<<<<<
+ *                     raise ValueError(f"packed int size {spec[3]} is not 1, 2, 4 or 8")
+ *                 self.kinds[k], self.lows[k], self.highs[k] = FIELD_INTS, spec[1], spec[2]
+*/
+      }
+
+      /* "memora_lite/_rows.pyx":102
+ *                 if spec[3] not in (1, 2, 4, 8):
+ *                     raise ValueError(f"packed int size {spec[3]} is not 1, 2, 4 or 8")
+ *                 self.kinds[k], self.lows[k], self.highs[k] = FIELD_INTS, spec[1], spec[2]             # <<<<<<<<<<<<<<
+ *                 self.sizes[k], self.capacities[k] = spec[3], spec[4]
+ *             elif spec[0] == "other":
+*/
+      __pyx_t_9 = 1;
+
+      __pyx_t_7 = __Pyx_GetItemInt(__pyx_v_spec, 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 102, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_7);
+      __pyx_t_11 = __Pyx_PyLong_As_PY_LONG_LONG(__pyx_t_7); if (unlikely((__pyx_t_11 == (PY_LONG_LONG)-1) && PyErr_Occurred())) __PYX_ERR(0, 102, __pyx_L1_error)
+      __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+      __pyx_t_7 = __Pyx_GetItemInt(__pyx_v_spec, 2, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 102, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_7);
+      __pyx_t_10 = __Pyx_PyLong_As_PY_LONG_LONG(__pyx_t_7); if (unlikely((__pyx_t_10 == (PY_LONG_LONG)-1) && PyErr_Occurred())) __PYX_ERR(0, 102, __pyx_L1_error)
+      __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+      (__pyx_v_self->kinds[__pyx_v_k]) = __pyx_t_9;
+
+      (__pyx_v_self->lows[__pyx_v_k]) = __pyx_t_11;
+
+      (__pyx_v_self->highs[__pyx_v_k]) = __pyx_t_10;
+
+
+      /* "memora_lite/_rows.pyx":103
+ *                     raise ValueError(f"packed int size {spec[3]} is not 1, 2, 4 or 8")
+ *                 self.kinds[k], self.lows[k], self.highs[k] = FIELD_INTS, spec[1], spec[2]
+ *                 self.sizes[k], self.capacities[k] = spec[3], spec[4]             # <<<<<<<<<<<<<<
+ *             elif spec[0] == "other":
+ *                 self.kinds[k] = FIELD_OTHER
+*/
+      __pyx_t_7 = __Pyx_GetItemInt(__pyx_v_spec, 3, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 103, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_7);
+      __pyx_t_9 = __Pyx_PyLong_As_int(__pyx_t_7); if (unlikely((__pyx_t_9 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 103, __pyx_L1_error)
+      __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+      __pyx_t_7 = __Pyx_GetItemInt(__pyx_v_spec, 4, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 103, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_7);
+      __pyx_t_16 = __Pyx_PyIndex_AsSsize_t(__pyx_t_7); if (unlikely((__pyx_t_16 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 103, __pyx_L1_error)
+      __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+      (__pyx_v_self->sizes[__pyx_v_k]) = __pyx_t_9;
+
+      (__pyx_v_self->capacities[__pyx_v_k]) = __pyx_t_16;
+
+
+      /* "memora_lite/_rows.pyx":99
+ *             if spec[0] == "int":
+ *                 self.kinds[k], self.lows[k], self.highs[k] = FIELD_INT, spec[1], spec[2]
+ *             elif spec[0] == "ints":             # <<<<<<<<<<<<<<
+ *                 if spec[3] not in (1, 2, 4, 8):
+ *                     raise ValueError(f"packed int size {spec[3]} is not 1, 2, 4 or 8")
+*/
+      goto __pyx_L9;
+    }
+
+    /* "memora_lite/_rows.pyx":104
+ *                 self.kinds[k], self.lows[k], self.highs[k] = FIELD_INTS, spec[1], spec[2]
+ *                 self.sizes[k], self.capacities[k] = spec[3], spec[4]
+ *             elif spec[0] == "other":             # <<<<<<<<<<<<<<
+ *                 self.kinds[k] = FIELD_OTHER
+ *                 self.checks[k] = spec[1]
+*/
+    __pyx_t_7 = __Pyx_GetItemInt(__pyx_v_spec, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 104, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_7);
+    __pyx_t_4 = __Pyx_PyObject_CompareBoolEq_object_str(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_other, Py_EQ); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 104, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+    if (likely(__pyx_t_4)) {
+
+
+      /* "memora_lite/_rows.pyx":105
+ *                 self.sizes[k], self.capacities[k] = spec[3], spec[4]
+ *             elif spec[0] == "other":
+ *                 self.kinds[k] = FIELD_OTHER             # <<<<<<<<<<<<<<
+ *                 self.checks[k] = spec[1]
+ *             else:
+*/
+      (__pyx_v_self->kinds[__pyx_v_k]) = 2;
+
+      /* "memora_lite/_rows.pyx":106
+ *             elif spec[0] == "other":
+ *                 self.kinds[k] = FIELD_OTHER
+ *                 self.checks[k] = spec[1]             # <<<<<<<<<<<<<<
+ *             else:
+ *                 raise ValueError(f"unknown field spec {spec!r}")
+*/
+      __pyx_t_7 = __Pyx_GetItemInt(__pyx_v_spec, 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 106, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_7);
+      if (unlikely(__pyx_v_self->checks == Py_None)) {
+        PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
+        __PYX_ERR(0, 106, __pyx_L1_error)
+      }
+      if (unlikely((__Pyx_SetItemInt(__pyx_v_self->checks, __pyx_v_k, __pyx_t_7, Py_ssize_t, 1, PyLong_FromSsize_t, 0, 0, 1, __Pyx_ReferenceSharing_SharedReference) < 0))) __PYX_ERR(0, 106, __pyx_L1_error)
+      __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+
+      /* "memora_lite/_rows.pyx":104
+ *                 self.kinds[k], self.lows[k], self.highs[k] = FIELD_INTS, spec[1], spec[2]
+ *                 self.sizes[k], self.capacities[k] = spec[3], spec[4]
+ *             elif spec[0] == "other":             # <<<<<<<<<<<<<<
+ *                 self.kinds[k] = FIELD_OTHER
+ *                 self.checks[k] = spec[1]
+*/
+      goto __pyx_L9;
+    }
+
+    /* "memora_lite/_rows.pyx":108
+ *                 self.checks[k] = spec[1]
+ *             else:
+ *                 raise ValueError(f"unknown field spec {spec!r}")             # <<<<<<<<<<<<<<
+ * 
+ *     def encode(self, object row, uint32_t record_type):
+*/
+    /*else*/ {
+      __pyx_t_13 = NULL;
+      __pyx_t_12 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_spec), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 108, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_12);
+      __pyx_t_14 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_unknown_field_spec, __pyx_t_12); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 108, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_14);
+      __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
+      __pyx_t_8 = 1;
+      {
+        PyObject *__pyx_callargs[2] = {__pyx_t_13, __pyx_t_14};
+        __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+        __Pyx_XDECREF(__pyx_t_13); __pyx_t_13 = 0;
+        __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 108, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_7);
+      }
+      __Pyx_Raise(__pyx_t_7, 0, 0, 0);
+      __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+      __PYX_ERR(0, 108, __pyx_L1_error)
+    }
+    __pyx_L9:;
+
+    /* "memora_lite/_rows.pyx":96
+ *         self.pk_index = pk_index
+ *         self.checks = [None] * len(names)
+ *         for k, spec in enumerate(specs):             # <<<<<<<<<<<<<<
+ *             if spec[0] == "int":
+ *                 self.kinds[k], self.lows[k], self.highs[k] = FIELD_INT, spec[1], spec[2]
+*/
+  }
+  __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+
+  /* "memora_lite/_rows.pyx":88
+ *     cdef Py_ssize_t capacities[64]
+ * 
+ *     def __init__(self, tuple names, list specs, Py_ssize_t pk_index):             # <<<<<<<<<<<<<<
+ *         cdef Py_ssize_t k
+ *         if len(names) != len(specs) or not 0 < len(names) <= 64 or not 0 <= pk_index < len(names):
+*/
+
+  /* function exit code */
+  __pyx_r = 0;
+  goto __pyx_L0;
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_6);
+  __Pyx_XDECREF(__pyx_t_7);
+  __Pyx_XDECREF(__pyx_t_12);
+  __Pyx_XDECREF(__pyx_t_13);
+  __Pyx_XDECREF(__pyx_t_14);
+  __Pyx_AddTraceback("memora_lite._rows.RowEncoder.__init__", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = -1;
+  __pyx_L0:;
+
+  __Pyx_XDECREF(__pyx_v_spec);
+
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "memora_lite/_rows.pyx":110
+ *                 raise ValueError(f"unknown field spec {spec!r}")
+ * 
+ *     def encode(self, object row, uint32_t record_type):             # <<<<<<<<<<<<<<
+ *         """``(key, values, record)`` for a row this encoder takes, else None."""
+ *         cdef Py_ssize_t k, n, size = _array_header_size(self.n_fields)
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_11memora_lite_5_rows_10RowEncoder_3encode(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_11memora_lite_5_rows_pack_int_list, "``values`` as little-endian ``itemsize``-byte ints, if it is a list of at most\n    ``capacity`` plain ints within ``[lo, hi]``; else None.\n\n    None (not an error) sends the row down the general path, which accepts what it\n    can (bools, numpy ints, widening an inferred type) and names the problem otherwise.\n\n    >>> pack_int_list([1, -2], -128, 127, 1, 10), pack_int_list([300], -128, 127, 1, 10)\n    (b\047\\x01\\xfe\047, None)\n    >>> pack_int_list([1, True], -128, 127, 1, 10), pack_int_list((1,), -128, 127, 1, 10)\n    (None, None)\n    ");
-static PyMethodDef __pyx_mdef_11memora_lite_5_rows_1pack_int_list = {"pack_int_list", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_11memora_lite_5_rows_1pack_int_list, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_11memora_lite_5_rows_pack_int_list};
-static PyObject *__pyx_pw_11memora_lite_5_rows_1pack_int_list(PyObject *__pyx_self, 
+PyDoc_STRVAR(__pyx_doc_11memora_lite_5_rows_10RowEncoder_2encode, "``(key, values, record)`` for a row this encoder takes, else None.");
+static PyMethodDef __pyx_mdef_11memora_lite_5_rows_10RowEncoder_3encode = {"encode", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_11memora_lite_5_rows_10RowEncoder_3encode, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_11memora_lite_5_rows_10RowEncoder_2encode};
+static PyObject *__pyx_pw_11memora_lite_5_rows_10RowEncoder_3encode(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ) {
-  PyObject *__pyx_v_values = 0;
-  PY_LONG_LONG __pyx_v_lo;
-  PY_LONG_LONG __pyx_v_hi;
-  int __pyx_v_itemsize;
-  Py_ssize_t __pyx_v_capacity;
+  PyObject *__pyx_v_row = 0;
+  uint32_t __pyx_v_record_type;
   #if !CYTHON_VECTORCALL
   CYTHON_UNUSED Py_ssize_t __pyx_nargs;
   #endif
   CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
-  PyObject* values[5] = {0,0,0,0,0};
+  PyObject* values[2] = {0,0};
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   PyObject *__pyx_r = 0;
   __Pyx_RefNannyDeclarations
-  __Pyx_RefNannySetupContext("pack_int_list (wrapper)", 0);
+  __Pyx_RefNannySetupContext("encode (wrapper)", 0);
   #if !CYTHON_VECTORCALL
   #if CYTHON_ASSUME_SAFE_SIZE
   __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
@@ -2860,193 +5747,143 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   #endif
   __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
   {
-    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_values,&__pyx_mstate_global->__pyx_n_u_lo,&__pyx_mstate_global->__pyx_n_u_hi,&__pyx_mstate_global->__pyx_n_u_itemsize,&__pyx_mstate_global->__pyx_n_u_capacity,0};
+    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_row,&__pyx_mstate_global->__pyx_n_u_record_type,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 49, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 110, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
-        case  5:
-        values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 49, __pyx_L3_error)
-        CYTHON_FALLTHROUGH;
-        case  4:
-        values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 49, __pyx_L3_error)
-        CYTHON_FALLTHROUGH;
-        case  3:
-        values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 49, __pyx_L3_error)
-        CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 49, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 110, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 49, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 110, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "pack_int_list", 0) < (0)) __PYX_ERR(0, 49, __pyx_L3_error)
-      for (Py_ssize_t i = __pyx_nargs; i < 5; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("pack_int_list", 1, 5, 5, i); __PYX_ERR(0, 49, __pyx_L3_error) }
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "encode", 0) < (0)) __PYX_ERR(0, 110, __pyx_L3_error)
+      for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("encode", 1, 2, 2, i); __PYX_ERR(0, 110, __pyx_L3_error) }
       }
-    } else if (unlikely(__pyx_nargs != 5)) {
+    } else if (unlikely(__pyx_nargs != 2)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 49, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 110, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 49, __pyx_L3_error)
-      values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 49, __pyx_L3_error)
-      values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 49, __pyx_L3_error)
-      values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 49, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 110, __pyx_L3_error)
     }
-    __pyx_v_values = values[0];
-    __pyx_v_lo = __Pyx_PyLong_As_PY_LONG_LONG(values[1]); if (unlikely((__pyx_v_lo == (PY_LONG_LONG)-1) && PyErr_Occurred())) __PYX_ERR(0, 49, __pyx_L3_error)
-    __pyx_v_hi = __Pyx_PyLong_As_PY_LONG_LONG(values[2]); if (unlikely((__pyx_v_hi == (PY_LONG_LONG)-1) && PyErr_Occurred())) __PYX_ERR(0, 49, __pyx_L3_error)
-    __pyx_v_itemsize = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_itemsize == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 49, __pyx_L3_error)
-    __pyx_v_capacity = __Pyx_PyIndex_AsSsize_t(values[4]); if (unlikely((__pyx_v_capacity == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 49, __pyx_L3_error)
+    __pyx_v_row = values[0];
+    __pyx_v_record_type = __Pyx_PyLong_As_uint32_t(values[1]); if (unlikely((__pyx_v_record_type == ((uint32_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 110, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("pack_int_list", 1, 5, 5, __pyx_nargs); __PYX_ERR(0, 49, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("encode", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 110, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
     Py_XDECREF(values[__pyx_temp]);
   }
-  __Pyx_AddTraceback("memora_lite._rows.pack_int_list", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_AddTraceback("memora_lite._rows.RowEncoder.encode", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_11memora_lite_5_rows_pack_int_list(__pyx_self, __pyx_v_values, __pyx_v_lo, __pyx_v_hi, __pyx_v_itemsize, __pyx_v_capacity);
+  __pyx_r = __pyx_pf_11memora_lite_5_rows_10RowEncoder_2encode(((struct __pyx_obj_11memora_lite_5_rows_RowEncoder *)__pyx_v_self), __pyx_v_row, __pyx_v_record_type);
 
   /* function exit code */
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
     Py_XDECREF(values[__pyx_temp]);
   }
 
-
-
-
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_11memora_lite_5_rows_pack_int_list(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_values, PY_LONG_LONG __pyx_v_lo, PY_LONG_LONG __pyx_v_hi, int __pyx_v_itemsize, Py_ssize_t __pyx_v_capacity) {
+static PyObject *__pyx_pf_11memora_lite_5_rows_10RowEncoder_2encode(struct __pyx_obj_11memora_lite_5_rows_RowEncoder *__pyx_v_self, PyObject *__pyx_v_row, uint32_t __pyx_v_record_type) {
+  Py_ssize_t __pyx_v_k;
   Py_ssize_t __pyx_v_n;
-  PyObject *__pyx_v_out = NULL;
-  char *__pyx_v_buf;
-  int __pyx_v_ok;
+  Py_ssize_t __pyx_v_size;
+  PyObject *__pyx_v_item;
+  PY_LONG_LONG __pyx_v_v;
+  PyObject *__pyx_v_values = 0;
+  PyObject *__pyx_v_others = 0;
+  char *__pyx_v_out;
+  PyObject *__pyx_v_record = 0;
+  PyObject *__pyx_v_packed = 0;
+  PyObject *__pyx_v_stored = NULL;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   int __pyx_t_1;
   int __pyx_t_2;
-  int __pyx_t_3;
+  Py_ssize_t __pyx_t_3;
   PyObject *__pyx_t_4 = NULL;
+  Py_ssize_t __pyx_t_5;
+  Py_ssize_t __pyx_t_6;
+  PyObject *__pyx_t_7 = NULL;
+  PyObject *__pyx_t_8 = NULL;
+  size_t __pyx_t_9;
+  Py_ssize_t __pyx_t_10;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
-  __Pyx_RefNannySetupContext("pack_int_list", 0);
+  __Pyx_RefNannySetupContext("encode", 0);
 
-  /* "memora_lite/_rows.pyx":61
- *     (None, None)
- *     """
- *     if not PyList_CheckExact(values):             # <<<<<<<<<<<<<<
- *         return None
- *     cdef Py_ssize_t n = PyList_GET_SIZE(values), i
+  /* "memora_lite/_rows.pyx":112
+ *     def encode(self, object row, uint32_t record_type):
+ *         """``(key, values, record)`` for a row this encoder takes, else None."""
+ *         cdef Py_ssize_t k, n, size = _array_header_size(self.n_fields)             # <<<<<<<<<<<<<<
+ *         cdef PyObject *item
+ *         cdef long long v
 */
-  __pyx_t_1 = (!PyList_CheckExact(__pyx_v_values));
+  __pyx_v_size = __pyx_f_11memora_lite_5_rows__array_header_size(__pyx_v_self->n_fields);
 
-  if (__pyx_t_1) {
-
-
-    /* "memora_lite/_rows.pyx":62
- *     """
- *     if not PyList_CheckExact(values):
- *         return None             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t n = PyList_GET_SIZE(values), i
- *     if n > capacity or itemsize not in (1, 2, 4, 8):
+  /* "memora_lite/_rows.pyx":116
+ *         cdef long long v
+ *         cdef list values
+ *         cdef list others = None             # <<<<<<<<<<<<<<
+ *         cdef char *out
+ *         cdef object record, packed
 */
-    {
-      PyObject *__pyx_temp;
-      {
-        __pyx_temp = __pyx_r;
-        __pyx_r = Py_None; __Pyx_INCREF(Py_None);
-      }
-      __Pyx_XDECREF(__pyx_temp);
-    }
-    goto __pyx_L0;
+  __Pyx_INCREF(Py_None);
+  __pyx_v_others = ((PyObject*)Py_None);
 
-    /* "memora_lite/_rows.pyx":61
- *     (None, None)
- *     """
- *     if not PyList_CheckExact(values):             # <<<<<<<<<<<<<<
- *         return None
- *     cdef Py_ssize_t n = PyList_GET_SIZE(values), i
+  /* "memora_lite/_rows.pyx":119
+ *         cdef char *out
+ *         cdef object record, packed
+ *         if type(row) is not dict or PyDict_Size(row) != self.n_fields:             # <<<<<<<<<<<<<<
+ *             return None
+ *         values = [None] * self.n_fields
 */
-  }
-
-  /* "memora_lite/_rows.pyx":63
- *     if not PyList_CheckExact(values):
- *         return None
- *     cdef Py_ssize_t n = PyList_GET_SIZE(values), i             # <<<<<<<<<<<<<<
- *     if n > capacity or itemsize not in (1, 2, 4, 8):
- *         return None
-*/
-  __pyx_v_n = PyList_GET_SIZE(__pyx_v_values);
-
-  /* "memora_lite/_rows.pyx":64
- *         return None
- *     cdef Py_ssize_t n = PyList_GET_SIZE(values), i
- *     if n > capacity or itemsize not in (1, 2, 4, 8):             # <<<<<<<<<<<<<<
- *         return None
- *     out = PyBytes_FromStringAndSize(NULL, n * itemsize)
-*/
-  __pyx_t_2 = (__pyx_v_n > __pyx_v_capacity);
-
+  __pyx_t_2 = (((PyObject *)Py_TYPE(__pyx_v_row)) != ((PyObject *)(&PyDict_Type)));
   if (!__pyx_t_2) {
 
   } else {
 
     __pyx_t_1 = __pyx_t_2;
 
-    goto __pyx_L5_bool_binop_done;
+    goto __pyx_L4_bool_binop_done;
   }
-  switch (__pyx_v_itemsize) {
-    case 1:
-    case 2:
-    case 4:
-    case 8:
-    __pyx_t_2 = 0;
-    break;
-    default:
-    __pyx_t_2 = 1;
-    break;
-  }
-  __pyx_t_3 = __pyx_t_2;
+  __pyx_t_3 = PyDict_Size(__pyx_v_row); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1L))) __PYX_ERR(0, 119, __pyx_L1_error)
+  __pyx_t_2 = (__pyx_t_3 != __pyx_v_self->n_fields);
 
 
 
-  __pyx_t_1 = __pyx_t_3;
+  __pyx_t_1 = __pyx_t_2;
 
-  __pyx_L5_bool_binop_done:;
+  __pyx_L4_bool_binop_done:;
   if (__pyx_t_1) {
 
 
-    /* "memora_lite/_rows.pyx":65
- *     cdef Py_ssize_t n = PyList_GET_SIZE(values), i
- *     if n > capacity or itemsize not in (1, 2, 4, 8):
- *         return None             # <<<<<<<<<<<<<<
- *     out = PyBytes_FromStringAndSize(NULL, n * itemsize)
- *     cdef char *buf = PyBytes_AS_STRING(out)
+    /* "memora_lite/_rows.pyx":120
+ *         cdef object record, packed
+ *         if type(row) is not dict or PyDict_Size(row) != self.n_fields:
+ *             return None             # <<<<<<<<<<<<<<
+ *         values = [None] * self.n_fields
+ *         for k in range(self.n_fields):  # pass 1: check types and sizes, measure the payload
 */
     {
       PyObject *__pyx_temp;
@@ -3058,128 +5895,800 @@ static PyObject *__pyx_pf_11memora_lite_5_rows_pack_int_list(CYTHON_UNUSED PyObj
     }
     goto __pyx_L0;
 
-    /* "memora_lite/_rows.pyx":64
- *         return None
- *     cdef Py_ssize_t n = PyList_GET_SIZE(values), i
- *     if n > capacity or itemsize not in (1, 2, 4, 8):             # <<<<<<<<<<<<<<
- *         return None
- *     out = PyBytes_FromStringAndSize(NULL, n * itemsize)
+    /* "memora_lite/_rows.pyx":119
+ *         cdef char *out
+ *         cdef object record, packed
+ *         if type(row) is not dict or PyDict_Size(row) != self.n_fields:             # <<<<<<<<<<<<<<
+ *             return None
+ *         values = [None] * self.n_fields
 */
   }
 
-  /* "memora_lite/_rows.pyx":66
- *     if n > capacity or itemsize not in (1, 2, 4, 8):
- *         return None
- *     out = PyBytes_FromStringAndSize(NULL, n * itemsize)             # <<<<<<<<<<<<<<
- *     cdef char *buf = PyBytes_AS_STRING(out)
- *     # Little-endian hosts only (x86-64, arm64), like the store's files; one loop per width.
+  /* "memora_lite/_rows.pyx":121
+ *         if type(row) is not dict or PyDict_Size(row) != self.n_fields:
+ *             return None
+ *         values = [None] * self.n_fields             # <<<<<<<<<<<<<<
+ *         for k in range(self.n_fields):  # pass 1: check types and sizes, measure the payload
+ *             item = PyDict_GetItem(row, self.names[k])
 */
-  __pyx_t_4 = PyBytes_FromStringAndSize(NULL, (__pyx_v_n * __pyx_v_itemsize)); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 66, __pyx_L1_error)
+  __pyx_t_4 = PyList_New(1 * ((__pyx_v_self->n_fields<0) ? 0:__pyx_v_self->n_fields)); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 121, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_v_out = ((PyObject*)__pyx_t_4);
+  { Py_ssize_t __pyx_temp;
+    for (__pyx_temp=0; __pyx_temp < __pyx_v_self->n_fields; __pyx_temp++) {
+      __Pyx_INCREF(Py_None);
+      __Pyx_GIVEREF(Py_None);
+      if (__Pyx_PyList_SET_ITEM(__pyx_t_4, __pyx_temp, Py_None) != (0)) __PYX_ERR(0, 121, __pyx_L1_error);
+    }
+  }
+  __pyx_v_values = ((PyObject*)__pyx_t_4);
   __pyx_t_4 = 0;
 
-  /* "memora_lite/_rows.pyx":67
- *         return None
- *     out = PyBytes_FromStringAndSize(NULL, n * itemsize)
- *     cdef char *buf = PyBytes_AS_STRING(out)             # <<<<<<<<<<<<<<
- *     # Little-endian hosts only (x86-64, arm64), like the store's files; one loop per width.
- *     cdef bint ok
+  /* "memora_lite/_rows.pyx":122
+ *             return None
+ *         values = [None] * self.n_fields
+ *         for k in range(self.n_fields):  # pass 1: check types and sizes, measure the payload             # <<<<<<<<<<<<<<
+ *             item = PyDict_GetItem(row, self.names[k])
+ *             if item is NULL:
 */
-  __pyx_v_buf = PyBytes_AS_STRING(__pyx_v_out);
 
-  /* "memora_lite/_rows.pyx":70
- *     # Little-endian hosts only (x86-64, arm64), like the store's files; one loop per width.
- *     cdef bint ok
- *     if itemsize == 1:             # <<<<<<<<<<<<<<
- *         ok = _pack(values, n, lo, hi, <int8_t *>buf)
- *     elif itemsize == 2:
-*/
-  switch (__pyx_v_itemsize) {
-    case 1:
+  __pyx_t_3 = __pyx_v_self->n_fields;
+  __pyx_t_5 = __pyx_t_3;
 
-    /* "memora_lite/_rows.pyx":71
- *     cdef bint ok
- *     if itemsize == 1:
- *         ok = _pack(values, n, lo, hi, <int8_t *>buf)             # <<<<<<<<<<<<<<
- *     elif itemsize == 2:
- *         ok = _pack(values, n, lo, hi, <int16_t *>buf)
-*/
-    __pyx_v_ok = __pyx_fuse_0__pyx_f_11memora_lite_5_rows__pack(__pyx_v_values, __pyx_v_n, __pyx_v_lo, __pyx_v_hi, ((int8_t *)__pyx_v_buf));
+  for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
+    __pyx_v_k = __pyx_t_6;
 
-    /* "memora_lite/_rows.pyx":70
- *     # Little-endian hosts only (x86-64, arm64), like the store's files; one loop per width.
- *     cdef bint ok
- *     if itemsize == 1:             # <<<<<<<<<<<<<<
- *         ok = _pack(values, n, lo, hi, <int8_t *>buf)
- *     elif itemsize == 2:
+    /* "memora_lite/_rows.pyx":123
+ *         values = [None] * self.n_fields
+ *         for k in range(self.n_fields):  # pass 1: check types and sizes, measure the payload
+ *             item = PyDict_GetItem(row, self.names[k])             # <<<<<<<<<<<<<<
+ *             if item is NULL:
+ *                 return None
 */
-    break;
-    case 2:
+    if (unlikely(__pyx_v_self->names == Py_None)) {
+      PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
+      __PYX_ERR(0, 123, __pyx_L1_error)
+    }
+    __pyx_t_4 = __Pyx_PyTuple_GET_ITEM(__pyx_v_self->names, __pyx_v_k);
+    __Pyx_INCREF(__pyx_t_4);
+    __pyx_v_item = PyDict_GetItem(__pyx_v_row, __pyx_t_4);
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-    /* "memora_lite/_rows.pyx":73
- *         ok = _pack(values, n, lo, hi, <int8_t *>buf)
- *     elif itemsize == 2:
- *         ok = _pack(values, n, lo, hi, <int16_t *>buf)             # <<<<<<<<<<<<<<
- *     elif itemsize == 4:
- *         ok = _pack(values, n, lo, hi, <int32_t *>buf)
+    /* "memora_lite/_rows.pyx":124
+ *         for k in range(self.n_fields):  # pass 1: check types and sizes, measure the payload
+ *             item = PyDict_GetItem(row, self.names[k])
+ *             if item is NULL:             # <<<<<<<<<<<<<<
+ *                 return None
+ *             if self.kinds[k] == FIELD_INT:
 */
-    __pyx_v_ok = __pyx_fuse_1__pyx_f_11memora_lite_5_rows__pack(__pyx_v_values, __pyx_v_n, __pyx_v_lo, __pyx_v_hi, ((int16_t *)__pyx_v_buf));
+    __pyx_t_1 = (__pyx_v_item == NULL);
 
-    /* "memora_lite/_rows.pyx":72
- *     if itemsize == 1:
- *         ok = _pack(values, n, lo, hi, <int8_t *>buf)
- *     elif itemsize == 2:             # <<<<<<<<<<<<<<
- *         ok = _pack(values, n, lo, hi, <int16_t *>buf)
- *     elif itemsize == 4:
-*/
-    break;
-    case 4:
+    if (__pyx_t_1) {
 
-    /* "memora_lite/_rows.pyx":75
- *         ok = _pack(values, n, lo, hi, <int16_t *>buf)
- *     elif itemsize == 4:
- *         ok = _pack(values, n, lo, hi, <int32_t *>buf)             # <<<<<<<<<<<<<<
- *     else:
- *         ok = _pack(values, n, lo, hi, <int64_t *>buf)
-*/
-    __pyx_v_ok = __pyx_fuse_2__pyx_f_11memora_lite_5_rows__pack(__pyx_v_values, __pyx_v_n, __pyx_v_lo, __pyx_v_hi, ((int32_t *)__pyx_v_buf));
 
-    /* "memora_lite/_rows.pyx":74
- *     elif itemsize == 2:
- *         ok = _pack(values, n, lo, hi, <int16_t *>buf)
- *     elif itemsize == 4:             # <<<<<<<<<<<<<<
- *         ok = _pack(values, n, lo, hi, <int32_t *>buf)
- *     else:
+      /* "memora_lite/_rows.pyx":125
+ *             item = PyDict_GetItem(row, self.names[k])
+ *             if item is NULL:
+ *                 return None             # <<<<<<<<<<<<<<
+ *             if self.kinds[k] == FIELD_INT:
+ *                 if not _plain_int(item, &v) or v < self.lows[k] or v > self.highs[k]:
 */
-    break;
-    default:
+      {
+        PyObject *__pyx_temp;
+        {
+          __pyx_temp = __pyx_r;
+          __pyx_r = Py_None; __Pyx_INCREF(Py_None);
+        }
+        __Pyx_XDECREF(__pyx_temp);
+      }
+      goto __pyx_L0;
 
-    /* "memora_lite/_rows.pyx":77
- *         ok = _pack(values, n, lo, hi, <int32_t *>buf)
- *     else:
- *         ok = _pack(values, n, lo, hi, <int64_t *>buf)             # <<<<<<<<<<<<<<
- *     return out if ok else None
- * 
+      /* "memora_lite/_rows.pyx":124
+ *         for k in range(self.n_fields):  # pass 1: check types and sizes, measure the payload
+ *             item = PyDict_GetItem(row, self.names[k])
+ *             if item is NULL:             # <<<<<<<<<<<<<<
+ *                 return None
+ *             if self.kinds[k] == FIELD_INT:
 */
-    __pyx_v_ok = __pyx_fuse_3__pyx_f_11memora_lite_5_rows__pack(__pyx_v_values, __pyx_v_n, __pyx_v_lo, __pyx_v_hi, ((int64_t *)__pyx_v_buf));
-    break;
+    }
+
+    /* "memora_lite/_rows.pyx":126
+ *             if item is NULL:
+ *                 return None
+ *             if self.kinds[k] == FIELD_INT:             # <<<<<<<<<<<<<<
+ *                 if not _plain_int(item, &v) or v < self.lows[k] or v > self.highs[k]:
+ *                     return None
+*/
+    __pyx_t_1 = ((__pyx_v_self->kinds[__pyx_v_k]) == 0);
+
+    if (__pyx_t_1) {
+
+
+      /* "memora_lite/_rows.pyx":127
+ *                 return None
+ *             if self.kinds[k] == FIELD_INT:
+ *                 if not _plain_int(item, &v) or v < self.lows[k] or v > self.highs[k]:             # <<<<<<<<<<<<<<
+ *                     return None
+ *                 size += _int_size(v)
+*/
+      __pyx_t_2 = (!__pyx_f_11memora_lite_5_rows__plain_int(__pyx_v_item, (&__pyx_v_v)));
+
+      if (!__pyx_t_2) {
+
+      } else {
+
+        __pyx_t_1 = __pyx_t_2;
+
+        goto __pyx_L11_bool_binop_done;
+      }
+      __pyx_t_2 = (__pyx_v_v < (__pyx_v_self->lows[__pyx_v_k]));
+
+      if (!__pyx_t_2) {
+
+      } else {
+
+        __pyx_t_1 = __pyx_t_2;
+
+        goto __pyx_L11_bool_binop_done;
+      }
+      __pyx_t_2 = (__pyx_v_v > (__pyx_v_self->highs[__pyx_v_k]));
+
+
+      __pyx_t_1 = __pyx_t_2;
+
+      __pyx_L11_bool_binop_done:;
+      if (__pyx_t_1) {
+
+
+        /* "memora_lite/_rows.pyx":128
+ *             if self.kinds[k] == FIELD_INT:
+ *                 if not _plain_int(item, &v) or v < self.lows[k] or v > self.highs[k]:
+ *                     return None             # <<<<<<<<<<<<<<
+ *                 size += _int_size(v)
+ *                 values[k] = <object>item
+*/
+        {
+          PyObject *__pyx_temp;
+          {
+            __pyx_temp = __pyx_r;
+            __pyx_r = Py_None; __Pyx_INCREF(Py_None);
+          }
+          __Pyx_XDECREF(__pyx_temp);
+        }
+        goto __pyx_L0;
+
+        /* "memora_lite/_rows.pyx":127
+ *                 return None
+ *             if self.kinds[k] == FIELD_INT:
+ *                 if not _plain_int(item, &v) or v < self.lows[k] or v > self.highs[k]:             # <<<<<<<<<<<<<<
+ *                     return None
+ *                 size += _int_size(v)
+*/
+      }
+
+      /* "memora_lite/_rows.pyx":129
+ *                 if not _plain_int(item, &v) or v < self.lows[k] or v > self.highs[k]:
+ *                     return None
+ *                 size += _int_size(v)             # <<<<<<<<<<<<<<
+ *                 values[k] = <object>item
+ *             elif self.kinds[k] == FIELD_INTS:
+*/
+      __pyx_v_size = (__pyx_v_size + __pyx_f_11memora_lite_5_rows__int_size(__pyx_v_v));
+
+      /* "memora_lite/_rows.pyx":130
+ *                     return None
+ *                 size += _int_size(v)
+ *                 values[k] = <object>item             # <<<<<<<<<<<<<<
+ *             elif self.kinds[k] == FIELD_INTS:
+ *                 if not PyList_CheckExact(<object>item):
+*/
+      __pyx_t_4 = ((PyObject *)__pyx_v_item);
+      __Pyx_INCREF(__pyx_t_4);
+      if (unlikely((__Pyx_SetItemInt(__pyx_v_values, __pyx_v_k, __pyx_t_4, Py_ssize_t, 1, PyLong_FromSsize_t, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference) < 0))) __PYX_ERR(0, 130, __pyx_L1_error)
+      __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+
+      /* "memora_lite/_rows.pyx":126
+ *             if item is NULL:
+ *                 return None
+ *             if self.kinds[k] == FIELD_INT:             # <<<<<<<<<<<<<<
+ *                 if not _plain_int(item, &v) or v < self.lows[k] or v > self.highs[k]:
+ *                     return None
+*/
+      goto __pyx_L9;
+    }
+
+    /* "memora_lite/_rows.pyx":131
+ *                 size += _int_size(v)
+ *                 values[k] = <object>item
+ *             elif self.kinds[k] == FIELD_INTS:             # <<<<<<<<<<<<<<
+ *                 if not PyList_CheckExact(<object>item):
+ *                     return None
+*/
+    __pyx_t_1 = ((__pyx_v_self->kinds[__pyx_v_k]) == 1);
+
+    if (__pyx_t_1) {
+
+
+      /* "memora_lite/_rows.pyx":132
+ *                 values[k] = <object>item
+ *             elif self.kinds[k] == FIELD_INTS:
+ *                 if not PyList_CheckExact(<object>item):             # <<<<<<<<<<<<<<
+ *                     return None
+ *                 n = PyList_GET_SIZE(<object>item)
+*/
+      __pyx_t_1 = (!PyList_CheckExact(((PyObject *)__pyx_v_item)));
+
+      if (__pyx_t_1) {
+
+
+        /* "memora_lite/_rows.pyx":133
+ *             elif self.kinds[k] == FIELD_INTS:
+ *                 if not PyList_CheckExact(<object>item):
+ *                     return None             # <<<<<<<<<<<<<<
+ *                 n = PyList_GET_SIZE(<object>item)
+ *                 if n > self.capacities[k]:
+*/
+        {
+          PyObject *__pyx_temp;
+          {
+            __pyx_temp = __pyx_r;
+            __pyx_r = Py_None; __Pyx_INCREF(Py_None);
+          }
+          __Pyx_XDECREF(__pyx_temp);
+        }
+        goto __pyx_L0;
+
+        /* "memora_lite/_rows.pyx":132
+ *                 values[k] = <object>item
+ *             elif self.kinds[k] == FIELD_INTS:
+ *                 if not PyList_CheckExact(<object>item):             # <<<<<<<<<<<<<<
+ *                     return None
+ *                 n = PyList_GET_SIZE(<object>item)
+*/
+      }
+
+      /* "memora_lite/_rows.pyx":134
+ *                 if not PyList_CheckExact(<object>item):
+ *                     return None
+ *                 n = PyList_GET_SIZE(<object>item)             # <<<<<<<<<<<<<<
+ *                 if n > self.capacities[k]:
+ *                     return None
+*/
+      __pyx_v_n = PyList_GET_SIZE(((PyObject *)__pyx_v_item));
+
+      /* "memora_lite/_rows.pyx":135
+ *                     return None
+ *                 n = PyList_GET_SIZE(<object>item)
+ *                 if n > self.capacities[k]:             # <<<<<<<<<<<<<<
+ *                     return None
+ *                 size += _bin_header_size(n * self.sizes[k]) + n * self.sizes[k]
+*/
+      __pyx_t_1 = (__pyx_v_n > (__pyx_v_self->capacities[__pyx_v_k]));
+
+      if (__pyx_t_1) {
+
+
+        /* "memora_lite/_rows.pyx":136
+ *                 n = PyList_GET_SIZE(<object>item)
+ *                 if n > self.capacities[k]:
+ *                     return None             # <<<<<<<<<<<<<<
+ *                 size += _bin_header_size(n * self.sizes[k]) + n * self.sizes[k]
+ *             else:
+*/
+        {
+          PyObject *__pyx_temp;
+          {
+            __pyx_temp = __pyx_r;
+            __pyx_r = Py_None; __Pyx_INCREF(Py_None);
+          }
+          __Pyx_XDECREF(__pyx_temp);
+        }
+        goto __pyx_L0;
+
+        /* "memora_lite/_rows.pyx":135
+ *                     return None
+ *                 n = PyList_GET_SIZE(<object>item)
+ *                 if n > self.capacities[k]:             # <<<<<<<<<<<<<<
+ *                     return None
+ *                 size += _bin_header_size(n * self.sizes[k]) + n * self.sizes[k]
+*/
+      }
+
+      /* "memora_lite/_rows.pyx":137
+ *                 if n > self.capacities[k]:
+ *                     return None
+ *                 size += _bin_header_size(n * self.sizes[k]) + n * self.sizes[k]             # <<<<<<<<<<<<<<
+ *             else:
+ *                 stored = self.checks[k](<object>item)
+*/
+      __pyx_v_size = (__pyx_v_size + (__pyx_f_11memora_lite_5_rows__bin_header_size((__pyx_v_n * (__pyx_v_self->sizes[__pyx_v_k]))) + (__pyx_v_n * (__pyx_v_self->sizes[__pyx_v_k]))));
+
+      /* "memora_lite/_rows.pyx":131
+ *                 size += _int_size(v)
+ *                 values[k] = <object>item
+ *             elif self.kinds[k] == FIELD_INTS:             # <<<<<<<<<<<<<<
+ *                 if not PyList_CheckExact(<object>item):
+ *                     return None
+*/
+      goto __pyx_L9;
+    }
+
+    /* "memora_lite/_rows.pyx":139
+ *                 size += _bin_header_size(n * self.sizes[k]) + n * self.sizes[k]
+ *             else:
+ *                 stored = self.checks[k](<object>item)             # <<<<<<<<<<<<<<
+ *                 if stored is None:
+ *                     return None
+*/
+    /*else*/ {
+      __pyx_t_7 = NULL;
+      if (unlikely(__pyx_v_self->checks == Py_None)) {
+        PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
+        __PYX_ERR(0, 139, __pyx_L1_error)
+      }
+      __Pyx_INCREF(__Pyx_PyList_GET_ITEM(__pyx_v_self->checks, __pyx_v_k));
+      __pyx_t_8 = __Pyx_PyList_GET_ITEM(__pyx_v_self->checks, __pyx_v_k); 
+      __pyx_t_9 = 1;
+      #if CYTHON_UNPACK_METHODS
+      if (unlikely(PyMethod_Check(__pyx_t_8))) {
+        __pyx_t_7 = PyMethod_GET_SELF(__pyx_t_8);
+        assert(__pyx_t_7);
+        PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_8);
+        __Pyx_INCREF(__pyx_t_7);
+        __Pyx_INCREF(__pyx__function);
+        __Pyx_DECREF_SET(__pyx_t_8, __pyx__function);
+        __pyx_t_9 = 0;
+      }
+      #endif
+      {
+        PyObject *__pyx_callargs[2] = {__pyx_t_7, ((PyObject *)__pyx_v_item)};
+        __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_8, __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+        __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
+        __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
+        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 139, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_4);
+      }
+      __Pyx_XDECREF_SET(__pyx_v_stored, __pyx_t_4);
+      __pyx_t_4 = 0;
+
+      /* "memora_lite/_rows.pyx":140
+ *             else:
+ *                 stored = self.checks[k](<object>item)
+ *                 if stored is None:             # <<<<<<<<<<<<<<
+ *                     return None
+ *                 packed = _packer().pack(stored)
+*/
+      __pyx_t_1 = (__pyx_v_stored == Py_None);
+      if (__pyx_t_1) {
+
+
+        /* "memora_lite/_rows.pyx":141
+ *                 stored = self.checks[k](<object>item)
+ *                 if stored is None:
+ *                     return None             # <<<<<<<<<<<<<<
+ *                 packed = _packer().pack(stored)
+ *                 if others is None:
+*/
+        {
+          PyObject *__pyx_temp;
+          {
+            __pyx_temp = __pyx_r;
+            __pyx_r = Py_None; __Pyx_INCREF(Py_None);
+          }
+          __Pyx_XDECREF(__pyx_temp);
+        }
+        goto __pyx_L0;
+
+        /* "memora_lite/_rows.pyx":140
+ *             else:
+ *                 stored = self.checks[k](<object>item)
+ *                 if stored is None:             # <<<<<<<<<<<<<<
+ *                     return None
+ *                 packed = _packer().pack(stored)
+*/
+      }
+
+      /* "memora_lite/_rows.pyx":142
+ *                 if stored is None:
+ *                     return None
+ *                 packed = _packer().pack(stored)             # <<<<<<<<<<<<<<
+ *                 if others is None:
+ *                     others = [None] * self.n_fields
+*/
+      __pyx_t_7 = __pyx_f_11memora_lite_5_rows__packer(); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 142, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_7);
+      __pyx_t_8 = __pyx_t_7;
+      __Pyx_INCREF(__pyx_t_8);
+      __pyx_t_9 = 0;
+      {
+        PyObject *__pyx_callargs[2] = {__pyx_t_8, __pyx_v_stored};
+        __pyx_t_4 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_pack, __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+        __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
+        __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 142, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_4);
+      }
+      __Pyx_XDECREF_SET(__pyx_v_packed, __pyx_t_4);
+      __pyx_t_4 = 0;
+
+      /* "memora_lite/_rows.pyx":143
+ *                     return None
+ *                 packed = _packer().pack(stored)
+ *                 if others is None:             # <<<<<<<<<<<<<<
+ *                     others = [None] * self.n_fields
+ *                 others[k] = packed
+*/
+      __pyx_t_1 = (__pyx_v_others == ((PyObject*)Py_None));
+      if (__pyx_t_1) {
+
+
+        /* "memora_lite/_rows.pyx":144
+ *                 packed = _packer().pack(stored)
+ *                 if others is None:
+ *                     others = [None] * self.n_fields             # <<<<<<<<<<<<<<
+ *                 others[k] = packed
+ *                 size += len(packed)
+*/
+        __pyx_t_4 = PyList_New(1 * ((__pyx_v_self->n_fields<0) ? 0:__pyx_v_self->n_fields)); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 144, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_4);
+        { Py_ssize_t __pyx_temp;
+          for (__pyx_temp=0; __pyx_temp < __pyx_v_self->n_fields; __pyx_temp++) {
+            __Pyx_INCREF(Py_None);
+            __Pyx_GIVEREF(Py_None);
+            if (__Pyx_PyList_SET_ITEM(__pyx_t_4, __pyx_temp, Py_None) != (0)) __PYX_ERR(0, 144, __pyx_L1_error);
+          }
+        }
+        __Pyx_DECREF_SET(__pyx_v_others, ((PyObject*)__pyx_t_4));
+        __pyx_t_4 = 0;
+
+        /* "memora_lite/_rows.pyx":143
+ *                     return None
+ *                 packed = _packer().pack(stored)
+ *                 if others is None:             # <<<<<<<<<<<<<<
+ *                     others = [None] * self.n_fields
+ *                 others[k] = packed
+*/
+      }
+
+      /* "memora_lite/_rows.pyx":145
+ *                 if others is None:
+ *                     others = [None] * self.n_fields
+ *                 others[k] = packed             # <<<<<<<<<<<<<<
+ *                 size += len(packed)
+ *                 values[k] = stored
+*/
+      if (unlikely(__pyx_v_others == Py_None)) {
+        PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
+        __PYX_ERR(0, 145, __pyx_L1_error)
+      }
+      if (unlikely((__Pyx_SetItemInt(__pyx_v_others, __pyx_v_k, __pyx_v_packed, Py_ssize_t, 1, PyLong_FromSsize_t, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference) < 0))) __PYX_ERR(0, 145, __pyx_L1_error)
+
+      /* "memora_lite/_rows.pyx":146
+ *                     others = [None] * self.n_fields
+ *                 others[k] = packed
+ *                 size += len(packed)             # <<<<<<<<<<<<<<
+ *                 values[k] = stored
+ *         if size > 0xFFFFFFFF:
+*/
+      __pyx_t_10 = PyObject_Length(__pyx_v_packed); if (unlikely(__pyx_t_10 == ((Py_ssize_t)-1))) __PYX_ERR(0, 146, __pyx_L1_error)
+      __pyx_v_size = (__pyx_v_size + __pyx_t_10);
+
+
+      /* "memora_lite/_rows.pyx":147
+ *                 others[k] = packed
+ *                 size += len(packed)
+ *                 values[k] = stored             # <<<<<<<<<<<<<<
+ *         if size > 0xFFFFFFFF:
+ *             return None
+*/
+      if (unlikely((__Pyx_SetItemInt(__pyx_v_values, __pyx_v_k, __pyx_v_stored, Py_ssize_t, 1, PyLong_FromSsize_t, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference) < 0))) __PYX_ERR(0, 147, __pyx_L1_error)
+    }
+    __pyx_L9:;
   }
 
-  /* "memora_lite/_rows.pyx":78
- *     else:
- *         ok = _pack(values, n, lo, hi, <int64_t *>buf)
- *     return out if ok else None             # <<<<<<<<<<<<<<
+
+  /* "memora_lite/_rows.pyx":148
+ *                 size += len(packed)
+ *                 values[k] = stored
+ *         if size > 0xFFFFFFFF:             # <<<<<<<<<<<<<<
+ *             return None
+ *         record = PyBytes_FromStringAndSize(NULL, RECORD_HEADER + size)
+*/
+  __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_size); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 148, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_4);
+  __pyx_t_1 = __Pyx_PyObject_CompareBoolGt_int_int(__pyx_t_4, __pyx_mstate_global->__pyx_int_4294967295, Py_GT); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 148, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+  if (__pyx_t_1) {
+
+
+    /* "memora_lite/_rows.pyx":149
+ *                 values[k] = stored
+ *         if size > 0xFFFFFFFF:
+ *             return None             # <<<<<<<<<<<<<<
+ *         record = PyBytes_FromStringAndSize(NULL, RECORD_HEADER + size)
+ *         out = PyBytes_AS_STRING(record) + RECORD_HEADER
+*/
+    {
+      PyObject *__pyx_temp;
+      {
+        __pyx_temp = __pyx_r;
+        __pyx_r = Py_None; __Pyx_INCREF(Py_None);
+      }
+      __Pyx_XDECREF(__pyx_temp);
+    }
+    goto __pyx_L0;
+
+    /* "memora_lite/_rows.pyx":148
+ *                 size += len(packed)
+ *                 values[k] = stored
+ *         if size > 0xFFFFFFFF:             # <<<<<<<<<<<<<<
+ *             return None
+ *         record = PyBytes_FromStringAndSize(NULL, RECORD_HEADER + size)
+*/
+  }
+
+  /* "memora_lite/_rows.pyx":150
+ *         if size > 0xFFFFFFFF:
+ *             return None
+ *         record = PyBytes_FromStringAndSize(NULL, RECORD_HEADER + size)             # <<<<<<<<<<<<<<
+ *         out = PyBytes_AS_STRING(record) + RECORD_HEADER
+ *         out = _put_array_header(out, self.n_fields)
+*/
+  __pyx_t_4 = PyBytes_FromStringAndSize(NULL, (16 + __pyx_v_size)); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 150, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_4);
+  __pyx_v_record = __pyx_t_4;
+  __pyx_t_4 = 0;
+
+  /* "memora_lite/_rows.pyx":151
+ *             return None
+ *         record = PyBytes_FromStringAndSize(NULL, RECORD_HEADER + size)
+ *         out = PyBytes_AS_STRING(record) + RECORD_HEADER             # <<<<<<<<<<<<<<
+ *         out = _put_array_header(out, self.n_fields)
+ *         for k in range(self.n_fields):  # pass 2: write; int lists are range-checked as they pack
+*/
+  __pyx_v_out = (PyBytes_AS_STRING(__pyx_v_record) + 16);
+
+  /* "memora_lite/_rows.pyx":152
+ *         record = PyBytes_FromStringAndSize(NULL, RECORD_HEADER + size)
+ *         out = PyBytes_AS_STRING(record) + RECORD_HEADER
+ *         out = _put_array_header(out, self.n_fields)             # <<<<<<<<<<<<<<
+ *         for k in range(self.n_fields):  # pass 2: write; int lists are range-checked as they pack
+ *             if self.kinds[k] == FIELD_INT:
+*/
+  __pyx_v_out = __pyx_f_11memora_lite_5_rows__put_array_header(__pyx_v_out, __pyx_v_self->n_fields);
+
+  /* "memora_lite/_rows.pyx":153
+ *         out = PyBytes_AS_STRING(record) + RECORD_HEADER
+ *         out = _put_array_header(out, self.n_fields)
+ *         for k in range(self.n_fields):  # pass 2: write; int lists are range-checked as they pack             # <<<<<<<<<<<<<<
+ *             if self.kinds[k] == FIELD_INT:
+ *                 out = _put_int(out, <object>values[k])
+*/
+
+  __pyx_t_3 = __pyx_v_self->n_fields;
+  __pyx_t_5 = __pyx_t_3;
+
+  for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
+    __pyx_v_k = __pyx_t_6;
+
+    /* "memora_lite/_rows.pyx":154
+ *         out = _put_array_header(out, self.n_fields)
+ *         for k in range(self.n_fields):  # pass 2: write; int lists are range-checked as they pack
+ *             if self.kinds[k] == FIELD_INT:             # <<<<<<<<<<<<<<
+ *                 out = _put_int(out, <object>values[k])
+ *             elif self.kinds[k] == FIELD_INTS:
+*/
+    __pyx_t_1 = ((__pyx_v_self->kinds[__pyx_v_k]) == 0);
+
+    if (__pyx_t_1) {
+
+
+      /* "memora_lite/_rows.pyx":155
+ *         for k in range(self.n_fields):  # pass 2: write; int lists are range-checked as they pack
+ *             if self.kinds[k] == FIELD_INT:
+ *                 out = _put_int(out, <object>values[k])             # <<<<<<<<<<<<<<
+ *             elif self.kinds[k] == FIELD_INTS:
+ *                 item = PyDict_GetItem(row, self.names[k])
+*/
+      __pyx_t_4 = __Pyx_PyList_GET_ITEM(__pyx_v_values, __pyx_v_k);
+      __Pyx_INCREF(__pyx_t_4);
+      __pyx_v_out = __pyx_f_11memora_lite_5_rows__put_int(__pyx_v_out, __pyx_t_4);
+      __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+
+      /* "memora_lite/_rows.pyx":154
+ *         out = _put_array_header(out, self.n_fields)
+ *         for k in range(self.n_fields):  # pass 2: write; int lists are range-checked as they pack
+ *             if self.kinds[k] == FIELD_INT:             # <<<<<<<<<<<<<<
+ *                 out = _put_int(out, <object>values[k])
+ *             elif self.kinds[k] == FIELD_INTS:
+*/
+      goto __pyx_L21;
+    }
+
+    /* "memora_lite/_rows.pyx":156
+ *             if self.kinds[k] == FIELD_INT:
+ *                 out = _put_int(out, <object>values[k])
+ *             elif self.kinds[k] == FIELD_INTS:             # <<<<<<<<<<<<<<
+ *                 item = PyDict_GetItem(row, self.names[k])
+ *                 n = PyList_GET_SIZE(<object>item) * self.sizes[k]
+*/
+    __pyx_t_1 = ((__pyx_v_self->kinds[__pyx_v_k]) == 1);
+
+    if (__pyx_t_1) {
+
+
+      /* "memora_lite/_rows.pyx":157
+ *                 out = _put_int(out, <object>values[k])
+ *             elif self.kinds[k] == FIELD_INTS:
+ *                 item = PyDict_GetItem(row, self.names[k])             # <<<<<<<<<<<<<<
+ *                 n = PyList_GET_SIZE(<object>item) * self.sizes[k]
+ *                 out = _put_bin_header(out, n)
+*/
+      if (unlikely(__pyx_v_self->names == Py_None)) {
+        PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
+        __PYX_ERR(0, 157, __pyx_L1_error)
+      }
+      __pyx_t_4 = __Pyx_PyTuple_GET_ITEM(__pyx_v_self->names, __pyx_v_k);
+      __Pyx_INCREF(__pyx_t_4);
+      __pyx_v_item = PyDict_GetItem(__pyx_v_row, __pyx_t_4);
+      __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+
+      /* "memora_lite/_rows.pyx":158
+ *             elif self.kinds[k] == FIELD_INTS:
+ *                 item = PyDict_GetItem(row, self.names[k])
+ *                 n = PyList_GET_SIZE(<object>item) * self.sizes[k]             # <<<<<<<<<<<<<<
+ *                 out = _put_bin_header(out, n)
+ *                 if not _pack_list(<object>item, self.lows[k], self.highs[k], self.sizes[k], out, n):
+*/
+      __pyx_v_n = (PyList_GET_SIZE(((PyObject *)__pyx_v_item)) * (__pyx_v_self->sizes[__pyx_v_k]));
+
+      /* "memora_lite/_rows.pyx":159
+ *                 item = PyDict_GetItem(row, self.names[k])
+ *                 n = PyList_GET_SIZE(<object>item) * self.sizes[k]
+ *                 out = _put_bin_header(out, n)             # <<<<<<<<<<<<<<
+ *                 if not _pack_list(<object>item, self.lows[k], self.highs[k], self.sizes[k], out, n):
+ *                     return None
+*/
+      __pyx_v_out = __pyx_f_11memora_lite_5_rows__put_bin_header(__pyx_v_out, __pyx_v_n);
+
+      /* "memora_lite/_rows.pyx":160
+ *                 n = PyList_GET_SIZE(<object>item) * self.sizes[k]
+ *                 out = _put_bin_header(out, n)
+ *                 if not _pack_list(<object>item, self.lows[k], self.highs[k], self.sizes[k], out, n):             # <<<<<<<<<<<<<<
+ *                     return None
+ *                 values[k] = PyBytes_FromStringAndSize(out, n)
+*/
+      __pyx_t_1 = (!__pyx_f_11memora_lite_5_rows__pack_list(((PyObject *)__pyx_v_item), (__pyx_v_self->lows[__pyx_v_k]), (__pyx_v_self->highs[__pyx_v_k]), (__pyx_v_self->sizes[__pyx_v_k]), __pyx_v_out, __pyx_v_n));
+
+      if (__pyx_t_1) {
+
+
+        /* "memora_lite/_rows.pyx":161
+ *                 out = _put_bin_header(out, n)
+ *                 if not _pack_list(<object>item, self.lows[k], self.highs[k], self.sizes[k], out, n):
+ *                     return None             # <<<<<<<<<<<<<<
+ *                 values[k] = PyBytes_FromStringAndSize(out, n)
+ *                 out += n
+*/
+        {
+          PyObject *__pyx_temp;
+          {
+            __pyx_temp = __pyx_r;
+            __pyx_r = Py_None; __Pyx_INCREF(Py_None);
+          }
+          __Pyx_XDECREF(__pyx_temp);
+        }
+        goto __pyx_L0;
+
+        /* "memora_lite/_rows.pyx":160
+ *                 n = PyList_GET_SIZE(<object>item) * self.sizes[k]
+ *                 out = _put_bin_header(out, n)
+ *                 if not _pack_list(<object>item, self.lows[k], self.highs[k], self.sizes[k], out, n):             # <<<<<<<<<<<<<<
+ *                     return None
+ *                 values[k] = PyBytes_FromStringAndSize(out, n)
+*/
+      }
+
+      /* "memora_lite/_rows.pyx":162
+ *                 if not _pack_list(<object>item, self.lows[k], self.highs[k], self.sizes[k], out, n):
+ *                     return None
+ *                 values[k] = PyBytes_FromStringAndSize(out, n)             # <<<<<<<<<<<<<<
+ *                 out += n
+ *             else:
+*/
+      __pyx_t_4 = PyBytes_FromStringAndSize(__pyx_v_out, __pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 162, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_4);
+      if (unlikely((__Pyx_SetItemInt(__pyx_v_values, __pyx_v_k, __pyx_t_4, Py_ssize_t, 1, PyLong_FromSsize_t, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference) < 0))) __PYX_ERR(0, 162, __pyx_L1_error)
+      __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+
+      /* "memora_lite/_rows.pyx":163
+ *                     return None
+ *                 values[k] = PyBytes_FromStringAndSize(out, n)
+ *                 out += n             # <<<<<<<<<<<<<<
+ *             else:
+ *                 packed = others[k]
+*/
+      __pyx_v_out = (__pyx_v_out + __pyx_v_n);
+
+      /* "memora_lite/_rows.pyx":156
+ *             if self.kinds[k] == FIELD_INT:
+ *                 out = _put_int(out, <object>values[k])
+ *             elif self.kinds[k] == FIELD_INTS:             # <<<<<<<<<<<<<<
+ *                 item = PyDict_GetItem(row, self.names[k])
+ *                 n = PyList_GET_SIZE(<object>item) * self.sizes[k]
+*/
+      goto __pyx_L21;
+    }
+
+    /* "memora_lite/_rows.pyx":165
+ *                 out += n
+ *             else:
+ *                 packed = others[k]             # <<<<<<<<<<<<<<
+ *                 memcpy(out, PyBytes_AS_STRING(packed), len(packed))
+ *                 out += len(packed)
+*/
+    /*else*/ {
+      if (unlikely(__pyx_v_others == Py_None)) {
+        PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
+        __PYX_ERR(0, 165, __pyx_L1_error)
+      }
+      __pyx_t_4 = __Pyx_PyList_GET_ITEM(__pyx_v_others, __pyx_v_k);
+      __Pyx_INCREF(__pyx_t_4);
+      __Pyx_XDECREF_SET(__pyx_v_packed, __pyx_t_4);
+      __pyx_t_4 = 0;
+
+      /* "memora_lite/_rows.pyx":166
+ *             else:
+ *                 packed = others[k]
+ *                 memcpy(out, PyBytes_AS_STRING(packed), len(packed))             # <<<<<<<<<<<<<<
+ *                 out += len(packed)
+ *         _frame(PyBytes_AS_STRING(record), <uint32_t>size, record_type)
+*/
+      __pyx_t_10 = PyObject_Length(__pyx_v_packed); if (unlikely(__pyx_t_10 == ((Py_ssize_t)-1))) __PYX_ERR(0, 166, __pyx_L1_error)
+      (void)(memcpy(__pyx_v_out, PyBytes_AS_STRING(__pyx_v_packed), __pyx_t_10));
+
+
+      /* "memora_lite/_rows.pyx":167
+ *                 packed = others[k]
+ *                 memcpy(out, PyBytes_AS_STRING(packed), len(packed))
+ *                 out += len(packed)             # <<<<<<<<<<<<<<
+ *         _frame(PyBytes_AS_STRING(record), <uint32_t>size, record_type)
+ *         return values[self.pk_index], values, record
+*/
+      __pyx_t_10 = PyObject_Length(__pyx_v_packed); if (unlikely(__pyx_t_10 == ((Py_ssize_t)-1))) __PYX_ERR(0, 167, __pyx_L1_error)
+      __pyx_v_out = (__pyx_v_out + __pyx_t_10);
+
+    }
+    __pyx_L21:;
+  }
+
+
+  /* "memora_lite/_rows.pyx":168
+ *                 memcpy(out, PyBytes_AS_STRING(packed), len(packed))
+ *                 out += len(packed)
+ *         _frame(PyBytes_AS_STRING(record), <uint32_t>size, record_type)             # <<<<<<<<<<<<<<
+ *         return values[self.pk_index], values, record
+ * 
+*/
+  __pyx_f_11memora_lite_5_rows__frame(PyBytes_AS_STRING(__pyx_v_record), ((uint32_t)__pyx_v_size), __pyx_v_record_type);
+
+  /* "memora_lite/_rows.pyx":169
+ *                 out += len(packed)
+ *         _frame(PyBytes_AS_STRING(record), <uint32_t>size, record_type)
+ *         return values[self.pk_index], values, record             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  if (__pyx_v_ok) {
-    __Pyx_INCREF(__pyx_v_out);
-    __pyx_t_4 = __pyx_v_out;
-  } else {
-    __Pyx_INCREF(Py_None);
-    __pyx_t_4 = Py_None;
-  }
+  __pyx_t_4 = PyTuple_New(3); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 169, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_4);
+  __Pyx_INCREF(__Pyx_PyList_GET_ITEM(__pyx_v_values, __pyx_v_self->pk_index));
+  __Pyx_GIVEREF(__Pyx_PyList_GET_ITEM(__pyx_v_values, __pyx_v_self->pk_index));
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 0, __Pyx_PyList_GET_ITEM(__pyx_v_values, __pyx_v_self->pk_index)) != (0)) __PYX_ERR(0, 169, __pyx_L1_error);
+  __Pyx_INCREF(__pyx_v_values);
+  __Pyx_GIVEREF(__pyx_v_values);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 1, __pyx_v_values) != (0)) __PYX_ERR(0, 169, __pyx_L1_error);
+  __Pyx_INCREF(__pyx_v_record);
+  __Pyx_GIVEREF(__pyx_v_record);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 2, __pyx_v_record) != (0)) __PYX_ERR(0, 169, __pyx_L1_error);
   {
     PyObject *__pyx_temp;
     {
@@ -3191,30 +6700,1726 @@ static PyObject *__pyx_pf_11memora_lite_5_rows_pack_int_list(CYTHON_UNUSED PyObj
   __pyx_t_4 = 0;
   goto __pyx_L0;
 
-  /* "memora_lite/_rows.pyx":49
+  /* "memora_lite/_rows.pyx":110
+ *                 raise ValueError(f"unknown field spec {spec!r}")
  * 
- * 
- * def pack_int_list(object values, long long lo, long long hi, int itemsize, Py_ssize_t capacity):             # <<<<<<<<<<<<<<
- *     """``values`` as little-endian ``itemsize``-byte ints, if it is a list of at most
- *     ``capacity`` plain ints within ``[lo, hi]``; else None.
+ *     def encode(self, object row, uint32_t record_type):             # <<<<<<<<<<<<<<
+ *         """``(key, values, record)`` for a row this encoder takes, else None."""
+ *         cdef Py_ssize_t k, n, size = _array_header_size(self.n_fields)
 */
 
   /* function exit code */
   __pyx_L1_error:;
   __Pyx_XDECREF(__pyx_t_4);
-  __Pyx_AddTraceback("memora_lite._rows.pack_int_list", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_XDECREF(__pyx_t_7);
+  __Pyx_XDECREF(__pyx_t_8);
+  __Pyx_AddTraceback("memora_lite._rows.RowEncoder.encode", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
 
-  __Pyx_XDECREF(__pyx_v_out);
 
+
+
+
+  __Pyx_XDECREF(__pyx_v_values);
+  __Pyx_XDECREF(__pyx_v_others);
+
+  __Pyx_XDECREF(__pyx_v_record);
+  __Pyx_XDECREF(__pyx_v_packed);
+  __Pyx_XDECREF(__pyx_v_stored);
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "(tree fragment)":1
+ * def __reduce_cython__(self):             # <<<<<<<<<<<<<<
+ *     cdef tuple state
+ *     cdef object _dict
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_11memora_lite_5_rows_10RowEncoder_5__reduce_cython__(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+); /*proto*/
+static PyMethodDef __pyx_mdef_11memora_lite_5_rows_10RowEncoder_5__reduce_cython__ = {"__reduce_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_11memora_lite_5_rows_10RowEncoder_5__reduce_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, 0};
+static PyObject *__pyx_pw_11memora_lite_5_rows_10RowEncoder_5__reduce_cython__(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+) {
+  #if !CYTHON_VECTORCALL
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  #endif
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("__reduce_cython__ (wrapper)", 0);
+  #if !CYTHON_VECTORCALL
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
+  #endif
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
+  if (unlikely(__pyx_nargs > 0)) { __Pyx_RaiseArgtupleInvalid("__reduce_cython__", 1, 0, 0, __pyx_nargs); return NULL; }
+  const Py_ssize_t __pyx_kwds_len = unlikely(__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
+  if (unlikely(__pyx_kwds_len < 0)) return NULL;
+  if (unlikely(__pyx_kwds_len > 0)) {__Pyx_RejectKeywords("__reduce_cython__", __pyx_kwds); return NULL;}
+  __pyx_r = __pyx_pf_11memora_lite_5_rows_10RowEncoder_4__reduce_cython__(((struct __pyx_obj_11memora_lite_5_rows_RowEncoder *)__pyx_v_self));
+
+  /* function exit code */
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_11memora_lite_5_rows_10RowEncoder_4__reduce_cython__(struct __pyx_obj_11memora_lite_5_rows_RowEncoder *__pyx_v_self) {
+  PyObject *__pyx_v_state = 0;
+  PyObject *__pyx_v__dict = 0;
+  int __pyx_v_use_setstate;
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  PyObject *__pyx_t_2 = NULL;
+  PyObject *__pyx_t_3 = NULL;
+  PyObject *__pyx_t_4 = NULL;
+  PyObject *__pyx_t_5 = NULL;
+  PyObject *__pyx_t_6 = NULL;
+  PyObject *__pyx_t_7 = NULL;
+  PyObject *__pyx_t_8 = NULL;
+  PyObject *__pyx_t_9 = NULL;
+  int __pyx_t_10;
+  int __pyx_t_11;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("__reduce_cython__", 0);
+
+  /* "(tree fragment)":5
+ *     cdef object _dict
+ *     cdef bint use_setstate
+ *     with CRITICAL_SECTION(self):             # <<<<<<<<<<<<<<
+ *         state = (self.capacities, self.checks, self.highs, self.kinds, self.lows, self.n_fields, self.names, self.pk_index, self.sizes)
+ *         _dict = getattr(self, '__dict__', None)
+*/
+  {
+      __Pyx_PyCriticalSection __pyx_cs;
+      __pyx_t_1 = ((PyObject *)__pyx_v_self);
+      __Pyx_INCREF(__pyx_t_1);
+      __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
+      /*try:*/ {
+
+        /* "(tree fragment)":6
+ *     cdef bint use_setstate
+ *     with CRITICAL_SECTION(self):
+ *         state = (self.capacities, self.checks, self.highs, self.kinds, self.lows, self.n_fields, self.names, self.pk_index, self.sizes)             # <<<<<<<<<<<<<<
+ *         _dict = getattr(self, '__dict__', None)
+ *     if _dict is not None and _dict:
+*/
+        __pyx_t_2 = __Pyx_carray_to_py_Py_ssize_t(__pyx_v_self->capacities, 64); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 6, __pyx_L4_error)
+        __Pyx_GOTREF(__pyx_t_2);
+        __pyx_t_3 = __Pyx_carray_to_py_PY_LONG_LONG(__pyx_v_self->highs, 64); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 6, __pyx_L4_error)
+        __Pyx_GOTREF(__pyx_t_3);
+        __pyx_t_4 = __Pyx_carray_to_py_int(__pyx_v_self->kinds, 64); if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 6, __pyx_L4_error)
+        __Pyx_GOTREF(__pyx_t_4);
+        __pyx_t_5 = __Pyx_carray_to_py_PY_LONG_LONG(__pyx_v_self->lows, 64); if (unlikely(!__pyx_t_5)) __PYX_ERR(1, 6, __pyx_L4_error)
+        __Pyx_GOTREF(__pyx_t_5);
+        __pyx_t_6 = PyLong_FromSsize_t(__pyx_v_self->n_fields); if (unlikely(!__pyx_t_6)) __PYX_ERR(1, 6, __pyx_L4_error)
+        __Pyx_GOTREF(__pyx_t_6);
+        __pyx_t_7 = PyLong_FromSsize_t(__pyx_v_self->pk_index); if (unlikely(!__pyx_t_7)) __PYX_ERR(1, 6, __pyx_L4_error)
+        __Pyx_GOTREF(__pyx_t_7);
+        __pyx_t_8 = __Pyx_carray_to_py_int(__pyx_v_self->sizes, 64); if (unlikely(!__pyx_t_8)) __PYX_ERR(1, 6, __pyx_L4_error)
+        __Pyx_GOTREF(__pyx_t_8);
+        __pyx_t_9 = PyTuple_New(9); if (unlikely(!__pyx_t_9)) __PYX_ERR(1, 6, __pyx_L4_error)
+        __Pyx_GOTREF(__pyx_t_9);
+        __Pyx_GIVEREF(__pyx_t_2);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_9, 0, __pyx_t_2) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
+        __Pyx_INCREF(__pyx_v_self->checks);
+        __Pyx_GIVEREF(__pyx_v_self->checks);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_9, 1, __pyx_v_self->checks) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
+        __Pyx_GIVEREF(__pyx_t_3);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_9, 2, __pyx_t_3) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
+        __Pyx_GIVEREF(__pyx_t_4);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_9, 3, __pyx_t_4) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
+        __Pyx_GIVEREF(__pyx_t_5);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_9, 4, __pyx_t_5) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
+        __Pyx_GIVEREF(__pyx_t_6);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_9, 5, __pyx_t_6) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
+        __Pyx_INCREF(__pyx_v_self->names);
+        __Pyx_GIVEREF(__pyx_v_self->names);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_9, 6, __pyx_v_self->names) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
+        __Pyx_GIVEREF(__pyx_t_7);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_9, 7, __pyx_t_7) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
+        __Pyx_GIVEREF(__pyx_t_8);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_9, 8, __pyx_t_8) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
+        __pyx_t_2 = 0;
+        __pyx_t_3 = 0;
+        __pyx_t_4 = 0;
+        __pyx_t_5 = 0;
+        __pyx_t_6 = 0;
+        __pyx_t_7 = 0;
+        __pyx_t_8 = 0;
+        __pyx_v_state = ((PyObject*)__pyx_t_9);
+        __pyx_t_9 = 0;
+
+        /* "(tree fragment)":7
+ *     with CRITICAL_SECTION(self):
+ *         state = (self.capacities, self.checks, self.highs, self.kinds, self.lows, self.n_fields, self.names, self.pk_index, self.sizes)
+ *         _dict = getattr(self, '__dict__', None)             # <<<<<<<<<<<<<<
+ *     if _dict is not None and _dict:
+ *         state += (_dict,)
+*/
+        __pyx_t_9 = __Pyx_GetAttr3(((PyObject *)__pyx_v_self), __pyx_mstate_global->__pyx_n_u_dict, Py_None); if (unlikely(!__pyx_t_9)) __PYX_ERR(1, 7, __pyx_L4_error)
+        __Pyx_GOTREF(__pyx_t_9);
+        __pyx_v__dict = __pyx_t_9;
+        __pyx_t_9 = 0;
+      }
+
+      /* "(tree fragment)":5
+ *     cdef object _dict
+ *     cdef bint use_setstate
+ *     with CRITICAL_SECTION(self):             # <<<<<<<<<<<<<<
+ *         state = (self.capacities, self.checks, self.highs, self.kinds, self.lows, self.n_fields, self.names, self.pk_index, self.sizes)
+ *         _dict = getattr(self, '__dict__', None)
+*/
+      /*finally:*/ {
+        /*normal exit:*/{
+          __Pyx_PyCriticalSection_End(&__pyx_cs);
+          goto __pyx_L5;
+        }
+        __pyx_L4_error: {
+          __Pyx_PyCriticalSection_End(&__pyx_cs);
+          goto __pyx_L1_error;
+        }
+        __pyx_L5:;
+      }
+      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  }
+
+  /* "(tree fragment)":8
+ *         state = (self.capacities, self.checks, self.highs, self.kinds, self.lows, self.n_fields, self.names, self.pk_index, self.sizes)
+ *         _dict = getattr(self, '__dict__', None)
+ *     if _dict is not None and _dict:             # <<<<<<<<<<<<<<
+ *         state += (_dict,)
+ *         use_setstate = True
+*/
+  __pyx_t_11 = (__pyx_v__dict != Py_None);
+  if (__pyx_t_11) {
+
+  } else {
+
+    __pyx_t_10 = __pyx_t_11;
+
+    goto __pyx_L7_bool_binop_done;
+  }
+  __pyx_t_11 = __Pyx_PyObject_IsTrue(__pyx_v__dict); if (unlikely((__pyx_t_11 < 0))) __PYX_ERR(1, 8, __pyx_L1_error)
+
+  __pyx_t_10 = __pyx_t_11;
+
+  __pyx_L7_bool_binop_done:;
+  if (__pyx_t_10) {
+
+
+    /* "(tree fragment)":9
+ *         _dict = getattr(self, '__dict__', None)
+ *     if _dict is not None and _dict:
+ *         state += (_dict,)             # <<<<<<<<<<<<<<
+ *         use_setstate = True
+ *     else:
+*/
+    __pyx_t_1 = PyTuple_New(1); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 9, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __Pyx_INCREF(__pyx_v__dict);
+    __Pyx_GIVEREF(__pyx_v__dict);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 0, __pyx_v__dict) != (0)) __PYX_ERR(1, 9, __pyx_L1_error);
+    __pyx_t_9 = PyNumber_InPlaceAdd(__pyx_v_state, __pyx_t_1); if (unlikely(!__pyx_t_9)) __PYX_ERR(1, 9, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_9);
+    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+    __Pyx_DECREF_SET(__pyx_v_state, ((PyObject*)__pyx_t_9));
+    __pyx_t_9 = 0;
+
+    /* "(tree fragment)":10
+ *     if _dict is not None and _dict:
+ *         state += (_dict,)
+ *         use_setstate = True             # <<<<<<<<<<<<<<
+ *     else:
+ *         use_setstate = self.checks is not None or self.names is not None
+*/
+    __pyx_v_use_setstate = 1;
+
+    /* "(tree fragment)":8
+ *         state = (self.capacities, self.checks, self.highs, self.kinds, self.lows, self.n_fields, self.names, self.pk_index, self.sizes)
+ *         _dict = getattr(self, '__dict__', None)
+ *     if _dict is not None and _dict:             # <<<<<<<<<<<<<<
+ *         state += (_dict,)
+ *         use_setstate = True
+*/
+    goto __pyx_L6;
+  }
+
+  /* "(tree fragment)":12
+ *         use_setstate = True
+ *     else:
+ *         use_setstate = self.checks is not None or self.names is not None             # <<<<<<<<<<<<<<
+ *     if use_setstate:
+ *         return __pyx_unpickle_RowEncoder, (type(self), 0x5e3f4a0, None), state
+*/
+  /*else*/ {
+    __pyx_t_11 = (__pyx_v_self->checks != ((PyObject*)Py_None));
+    if (!__pyx_t_11) {
+
+    } else {
+
+      __pyx_t_10 = __pyx_t_11;
+
+      goto __pyx_L9_bool_binop_done;
+    }
+    __pyx_t_11 = (__pyx_v_self->names != ((PyObject*)Py_None));
+
+    __pyx_t_10 = __pyx_t_11;
+
+    __pyx_L9_bool_binop_done:;
+    __pyx_v_use_setstate = __pyx_t_10;
+  }
+  __pyx_L6:;
+
+  /* "(tree fragment)":13
+ *     else:
+ *         use_setstate = self.checks is not None or self.names is not None
+ *     if use_setstate:             # <<<<<<<<<<<<<<
+ *         return __pyx_unpickle_RowEncoder, (type(self), 0x5e3f4a0, None), state
+ *     else:
+*/
+  if (__pyx_v_use_setstate) {
+
+    /* "(tree fragment)":14
+ *         use_setstate = self.checks is not None or self.names is not None
+ *     if use_setstate:
+ *         return __pyx_unpickle_RowEncoder, (type(self), 0x5e3f4a0, None), state             # <<<<<<<<<<<<<<
+ *     else:
+ *         return __pyx_unpickle_RowEncoder, (type(self), 0x5e3f4a0, state)
+*/
+    __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_pyx_unpickle_RowEncoder); if (unlikely(!__pyx_t_9)) __PYX_ERR(1, 14, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_9);
+    __pyx_t_1 = PyTuple_New(3); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 14, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __Pyx_INCREF(((PyObject *)Py_TYPE(((PyObject *)__pyx_v_self))));
+    __Pyx_GIVEREF(((PyObject *)Py_TYPE(((PyObject *)__pyx_v_self))));
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 0, ((PyObject *)Py_TYPE(((PyObject *)__pyx_v_self)))) != (0)) __PYX_ERR(1, 14, __pyx_L1_error);
+    __Pyx_INCREF(__pyx_mstate_global->__pyx_int_98825376);
+    __Pyx_GIVEREF(__pyx_mstate_global->__pyx_int_98825376);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 1, __pyx_mstate_global->__pyx_int_98825376) != (0)) __PYX_ERR(1, 14, __pyx_L1_error);
+    __Pyx_INCREF(Py_None);
+    __Pyx_GIVEREF(Py_None);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 2, Py_None) != (0)) __PYX_ERR(1, 14, __pyx_L1_error);
+    __pyx_t_8 = PyTuple_New(3); if (unlikely(!__pyx_t_8)) __PYX_ERR(1, 14, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_8);
+    __Pyx_GIVEREF(__pyx_t_9);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_8, 0, __pyx_t_9) != (0)) __PYX_ERR(1, 14, __pyx_L1_error);
+    __Pyx_GIVEREF(__pyx_t_1);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_8, 1, __pyx_t_1) != (0)) __PYX_ERR(1, 14, __pyx_L1_error);
+    __Pyx_INCREF(__pyx_v_state);
+    __Pyx_GIVEREF(__pyx_v_state);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_8, 2, __pyx_v_state) != (0)) __PYX_ERR(1, 14, __pyx_L1_error);
+    __pyx_t_9 = 0;
+    __pyx_t_1 = 0;
+    {
+      PyObject *__pyx_temp;
+      {
+        __pyx_temp = __pyx_r;
+        __pyx_r = __pyx_t_8;
+      }
+      __Pyx_XDECREF(__pyx_temp);
+    }
+    __pyx_t_8 = 0;
+    goto __pyx_L0;
+
+    /* "(tree fragment)":13
+ *     else:
+ *         use_setstate = self.checks is not None or self.names is not None
+ *     if use_setstate:             # <<<<<<<<<<<<<<
+ *         return __pyx_unpickle_RowEncoder, (type(self), 0x5e3f4a0, None), state
+ *     else:
+*/
+  }
+
+  /* "(tree fragment)":16
+ *         return __pyx_unpickle_RowEncoder, (type(self), 0x5e3f4a0, None), state
+ *     else:
+ *         return __pyx_unpickle_RowEncoder, (type(self), 0x5e3f4a0, state)             # <<<<<<<<<<<<<<
+ * def __setstate_cython__(self, __pyx_state):
+ *     __pyx_unpickle_RowEncoder__set_state(self, __pyx_state)
+*/
+  /*else*/ {
+    __Pyx_GetModuleGlobalName(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_pyx_unpickle_RowEncoder); if (unlikely(!__pyx_t_8)) __PYX_ERR(1, 16, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_8);
+    __pyx_t_1 = PyTuple_New(3); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 16, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __Pyx_INCREF(((PyObject *)Py_TYPE(((PyObject *)__pyx_v_self))));
+    __Pyx_GIVEREF(((PyObject *)Py_TYPE(((PyObject *)__pyx_v_self))));
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 0, ((PyObject *)Py_TYPE(((PyObject *)__pyx_v_self)))) != (0)) __PYX_ERR(1, 16, __pyx_L1_error);
+    __Pyx_INCREF(__pyx_mstate_global->__pyx_int_98825376);
+    __Pyx_GIVEREF(__pyx_mstate_global->__pyx_int_98825376);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 1, __pyx_mstate_global->__pyx_int_98825376) != (0)) __PYX_ERR(1, 16, __pyx_L1_error);
+    __Pyx_INCREF(__pyx_v_state);
+    __Pyx_GIVEREF(__pyx_v_state);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 2, __pyx_v_state) != (0)) __PYX_ERR(1, 16, __pyx_L1_error);
+    __pyx_t_9 = PyTuple_New(2); if (unlikely(!__pyx_t_9)) __PYX_ERR(1, 16, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_9);
+    __Pyx_GIVEREF(__pyx_t_8);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_9, 0, __pyx_t_8) != (0)) __PYX_ERR(1, 16, __pyx_L1_error);
+    __Pyx_GIVEREF(__pyx_t_1);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_9, 1, __pyx_t_1) != (0)) __PYX_ERR(1, 16, __pyx_L1_error);
+    __pyx_t_8 = 0;
+    __pyx_t_1 = 0;
+    {
+      PyObject *__pyx_temp;
+      {
+        __pyx_temp = __pyx_r;
+        __pyx_r = __pyx_t_9;
+      }
+      __Pyx_XDECREF(__pyx_temp);
+    }
+    __pyx_t_9 = 0;
+    goto __pyx_L0;
+  }
+
+  /* "(tree fragment)":1
+ * def __reduce_cython__(self):             # <<<<<<<<<<<<<<
+ *     cdef tuple state
+ *     cdef object _dict
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_XDECREF(__pyx_t_2);
+  __Pyx_XDECREF(__pyx_t_3);
+  __Pyx_XDECREF(__pyx_t_4);
+  __Pyx_XDECREF(__pyx_t_5);
+  __Pyx_XDECREF(__pyx_t_6);
+  __Pyx_XDECREF(__pyx_t_7);
+  __Pyx_XDECREF(__pyx_t_8);
+  __Pyx_XDECREF(__pyx_t_9);
+  __Pyx_AddTraceback("memora_lite._rows.RowEncoder.__reduce_cython__", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __pyx_L0:;
+  __Pyx_XDECREF(__pyx_v_state);
+  __Pyx_XDECREF(__pyx_v__dict);
 
   __Pyx_XGIVEREF(__pyx_r);
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-/* "memora_lite/_rows.pyx":88
+/* "(tree fragment)":17
+ *     else:
+ *         return __pyx_unpickle_RowEncoder, (type(self), 0x5e3f4a0, state)
+ * def __setstate_cython__(self, __pyx_state):             # <<<<<<<<<<<<<<
+ *     __pyx_unpickle_RowEncoder__set_state(self, __pyx_state)
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_11memora_lite_5_rows_10RowEncoder_7__setstate_cython__(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+); /*proto*/
+static PyMethodDef __pyx_mdef_11memora_lite_5_rows_10RowEncoder_7__setstate_cython__ = {"__setstate_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_11memora_lite_5_rows_10RowEncoder_7__setstate_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, 0};
+static PyObject *__pyx_pw_11memora_lite_5_rows_10RowEncoder_7__setstate_cython__(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+) {
+  PyObject *__pyx_v___pyx_state = 0;
+  #if !CYTHON_VECTORCALL
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  #endif
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject* values[1] = {0};
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("__setstate_cython__ (wrapper)", 0);
+  #if !CYTHON_VECTORCALL
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
+  #endif
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
+  {
+    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_pyx_state,0};
+    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(1, 17, __pyx_L3_error)
+    if (__pyx_kwds_len > 0) {
+      switch (__pyx_nargs) {
+        case  1:
+        values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(1, 17, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  0: break;
+        default: goto __pyx_L5_argtuple_error;
+      }
+      const Py_ssize_t kwd_pos_args = __pyx_nargs;
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__setstate_cython__", 0) < (0)) __PYX_ERR(1, 17, __pyx_L3_error)
+      for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__setstate_cython__", 1, 1, 1, i); __PYX_ERR(1, 17, __pyx_L3_error) }
+      }
+    } else if (unlikely(__pyx_nargs != 1)) {
+      goto __pyx_L5_argtuple_error;
+    } else {
+      values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(1, 17, __pyx_L3_error)
+    }
+    __pyx_v___pyx_state = values[0];
+  }
+  goto __pyx_L6_skip;
+  __pyx_L5_argtuple_error:;
+  __Pyx_RaiseArgtupleInvalid("__setstate_cython__", 1, 1, 1, __pyx_nargs); __PYX_ERR(1, 17, __pyx_L3_error)
+  __pyx_L6_skip:;
+  goto __pyx_L4_argument_unpacking_done;
+  __pyx_L3_error:;
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __Pyx_AddTraceback("memora_lite._rows.RowEncoder.__setstate_cython__", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_RefNannyFinishContext();
+  return NULL;
+  __pyx_L4_argument_unpacking_done:;
+  __pyx_r = __pyx_pf_11memora_lite_5_rows_10RowEncoder_6__setstate_cython__(((struct __pyx_obj_11memora_lite_5_rows_RowEncoder *)__pyx_v_self), __pyx_v___pyx_state);
+
+  /* function exit code */
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_11memora_lite_5_rows_10RowEncoder_6__setstate_cython__(struct __pyx_obj_11memora_lite_5_rows_RowEncoder *__pyx_v_self, PyObject *__pyx_v___pyx_state) {
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  PyObject *__pyx_t_2 = NULL;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("__setstate_cython__", 0);
+
+  /* "(tree fragment)":18
+ *         return __pyx_unpickle_RowEncoder, (type(self), 0x5e3f4a0, state)
+ * def __setstate_cython__(self, __pyx_state):
+ *     __pyx_unpickle_RowEncoder__set_state(self, __pyx_state)             # <<<<<<<<<<<<<<
+*/
+  __pyx_t_1 = __pyx_v___pyx_state;
+  __Pyx_INCREF(__pyx_t_1);
+  if (!(likely(PyTuple_CheckExact(__pyx_t_1))||((__pyx_t_1) == Py_None) || __Pyx_RaiseUnexpectedTypeError("tuple", __pyx_t_1))) __PYX_ERR(1, 18, __pyx_L1_error)
+  if (unlikely(__pyx_t_1 == Py_None)) {
+    PyErr_SetString(PyExc_TypeError, "cannot pass None into a C function argument that is declared \047not None\047");
+    __PYX_ERR(1, 18, __pyx_L1_error)
+  }
+  __pyx_t_2 = __pyx_f_11memora_lite_5_rows___pyx_unpickle_RowEncoder__set_state(__pyx_v_self, ((PyObject*)__pyx_t_1)); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 18, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_2);
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+
+  /* "(tree fragment)":17
+ *     else:
+ *         return __pyx_unpickle_RowEncoder, (type(self), 0x5e3f4a0, state)
+ * def __setstate_cython__(self, __pyx_state):             # <<<<<<<<<<<<<<
+ *     __pyx_unpickle_RowEncoder__set_state(self, __pyx_state)
+*/
+
+  /* function exit code */
+  __pyx_r = Py_None; __Pyx_INCREF(Py_None);
+  goto __pyx_L0;
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_XDECREF(__pyx_t_2);
+  __Pyx_AddTraceback("memora_lite._rows.RowEncoder.__setstate_cython__", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __pyx_L0:;
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "memora_lite/_rows.pyx":175
+ * 
+ * 
+ * cdef object _packer():             # <<<<<<<<<<<<<<
+ *     global _local_packer
+ *     if _local_packer is None:
+*/
+
+static PyObject *__pyx_f_11memora_lite_5_rows__packer(void) {
+  PyObject *__pyx_v_msgpack = NULL;
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  int __pyx_t_1;
+  PyObject *__pyx_t_2 = NULL;
+  PyObject *__pyx_t_3 = NULL;
+  PyObject *__pyx_t_4 = NULL;
+  size_t __pyx_t_5;
+  PyObject *__pyx_t_6 = NULL;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("_packer", 0);
+
+  /* "memora_lite/_rows.pyx":177
+ * cdef object _packer():
+ *     global _local_packer
+ *     if _local_packer is None:             # <<<<<<<<<<<<<<
+ *         import msgpack
+ *         _local_packer = msgpack.Packer(use_bin_type=True, autoreset=True)
+*/
+  __pyx_t_1 = (__pyx_v_11memora_lite_5_rows__local_packer == Py_None);
+  if (__pyx_t_1) {
+
+
+    /* "memora_lite/_rows.pyx":178
+ *     global _local_packer
+ *     if _local_packer is None:
+ *         import msgpack             # <<<<<<<<<<<<<<
+ *         _local_packer = msgpack.Packer(use_bin_type=True, autoreset=True)
+ *     return _local_packer
+*/
+    __pyx_t_3 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_msgpack, 0, 0, NULL, 0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 178, __pyx_L1_error)
+    __pyx_t_2 = __pyx_t_3;
+    __Pyx_GOTREF(__pyx_t_2);
+    __pyx_v_msgpack = __pyx_t_2;
+    __pyx_t_2 = 0;
+
+    /* "memora_lite/_rows.pyx":179
+ *     if _local_packer is None:
+ *         import msgpack
+ *         _local_packer = msgpack.Packer(use_bin_type=True, autoreset=True)             # <<<<<<<<<<<<<<
+ *     return _local_packer
+ * 
+*/
+    __pyx_t_4 = __pyx_v_msgpack;
+    __Pyx_INCREF(__pyx_t_4);
+    #if CYTHON_VECTORCALL
+    #endif
+    __pyx_t_5 = 0;
+    {
+      PyObject *__pyx_callargs[3] = {__pyx_t_4, Py_True, Py_True};
+      #if CYTHON_VECTORCALL
+      __pyx_t_6 = __pyx_mstate_global->__pyx_tuple[0];
+      if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 179, __pyx_L1_error)
+      __Pyx_INCREF(__pyx_t_6);
+      #else
+      {
+        PyObject *__pyx_temp[2] = {__pyx_mstate_global->__pyx_n_u_use_bin_type, __pyx_mstate_global->__pyx_n_u_autoreset};
+        __pyx_t_6 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+1, 2);
+        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 179, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_6);
+      }
+      #endif
+      __pyx_t_2 = __Pyx_Object_VectorcallMethodKwds((PyObject*)__pyx_mstate_global->__pyx_n_u_Packer, __pyx_callargs+__pyx_t_5, (1-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET), __pyx_t_6);
+      __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
+      #if CYTHON_VECTORCALL
+      #endif
+      __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 179, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_2);
+    }
+    __Pyx_XGOTREF(__pyx_v_11memora_lite_5_rows__local_packer);
+    __Pyx_DECREF_SET(__pyx_v_11memora_lite_5_rows__local_packer, __pyx_t_2);
+    __Pyx_GIVEREF(__pyx_t_2);
+    __pyx_t_2 = 0;
+
+    /* "memora_lite/_rows.pyx":177
+ * cdef object _packer():
+ *     global _local_packer
+ *     if _local_packer is None:             # <<<<<<<<<<<<<<
+ *         import msgpack
+ *         _local_packer = msgpack.Packer(use_bin_type=True, autoreset=True)
+*/
+  }
+
+  /* "memora_lite/_rows.pyx":180
+ *         import msgpack
+ *         _local_packer = msgpack.Packer(use_bin_type=True, autoreset=True)
+ *     return _local_packer             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __Pyx_INCREF(__pyx_v_11memora_lite_5_rows__local_packer);
+      __pyx_r = __pyx_v_11memora_lite_5_rows__local_packer;
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  goto __pyx_L0;
+
+  /* "memora_lite/_rows.pyx":175
+ * 
+ * 
+ * cdef object _packer():             # <<<<<<<<<<<<<<
+ *     global _local_packer
+ *     if _local_packer is None:
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_2);
+  __Pyx_XDECREF(__pyx_t_4);
+  __Pyx_XDECREF(__pyx_t_6);
+  __Pyx_AddTraceback("memora_lite._rows._packer", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = 0;
+  __pyx_L0:;
+  __Pyx_XDECREF(__pyx_v_msgpack);
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "memora_lite/_rows.pyx":183
+ * 
+ * 
+ * cdef inline bint _plain_int(PyObject *item, long long *v) noexcept:             # <<<<<<<<<<<<<<
+ *     cdef int overflow = 0
+ *     if not PyLong_CheckExact(item):
+*/
+
+static CYTHON_INLINE int __pyx_f_11memora_lite_5_rows__plain_int(PyObject *__pyx_v_item, PY_LONG_LONG *__pyx_v_v) {
+  int __pyx_v_overflow;
+  int __pyx_r;
+  int __pyx_t_1;
+
+  /* "memora_lite/_rows.pyx":184
+ * 
+ * cdef inline bint _plain_int(PyObject *item, long long *v) noexcept:
+ *     cdef int overflow = 0             # <<<<<<<<<<<<<<
+ *     if not PyLong_CheckExact(item):
+ *         return False
+*/
+  __pyx_v_overflow = 0;
+
+  /* "memora_lite/_rows.pyx":185
+ * cdef inline bint _plain_int(PyObject *item, long long *v) noexcept:
+ *     cdef int overflow = 0
+ *     if not PyLong_CheckExact(item):             # <<<<<<<<<<<<<<
+ *         return False
+ *     if not mlite_compact_long(item, v):
+*/
+  __pyx_t_1 = (!PyLong_CheckExact(__pyx_v_item));
+
+  if (__pyx_t_1) {
+
+
+    /* "memora_lite/_rows.pyx":186
+ *     cdef int overflow = 0
+ *     if not PyLong_CheckExact(item):
+ *         return False             # <<<<<<<<<<<<<<
+ *     if not mlite_compact_long(item, v):
+ *         v[0] = PyLong_AsLongLongAndOverflow(item, &overflow)
+*/
+    {
+
+      __pyx_r = 0;
+    }
+    goto __pyx_L0;
+
+    /* "memora_lite/_rows.pyx":185
+ * cdef inline bint _plain_int(PyObject *item, long long *v) noexcept:
+ *     cdef int overflow = 0
+ *     if not PyLong_CheckExact(item):             # <<<<<<<<<<<<<<
+ *         return False
+ *     if not mlite_compact_long(item, v):
+*/
+  }
+
+  /* "memora_lite/_rows.pyx":187
+ *     if not PyLong_CheckExact(item):
+ *         return False
+ *     if not mlite_compact_long(item, v):             # <<<<<<<<<<<<<<
+ *         v[0] = PyLong_AsLongLongAndOverflow(item, &overflow)
+ *     return not overflow
+*/
+  __pyx_t_1 = (!mlite_compact_long(__pyx_v_item, __pyx_v_v));
+
+  if (__pyx_t_1) {
+
+
+    /* "memora_lite/_rows.pyx":188
+ *         return False
+ *     if not mlite_compact_long(item, v):
+ *         v[0] = PyLong_AsLongLongAndOverflow(item, &overflow)             # <<<<<<<<<<<<<<
+ *     return not overflow
+ * 
+*/
+    (__pyx_v_v[0]) = PyLong_AsLongLongAndOverflow(__pyx_v_item, (&__pyx_v_overflow));
+
+    /* "memora_lite/_rows.pyx":187
+ *     if not PyLong_CheckExact(item):
+ *         return False
+ *     if not mlite_compact_long(item, v):             # <<<<<<<<<<<<<<
+ *         v[0] = PyLong_AsLongLongAndOverflow(item, &overflow)
+ *     return not overflow
+*/
+  }
+
+  /* "memora_lite/_rows.pyx":189
+ *     if not mlite_compact_long(item, v):
+ *         v[0] = PyLong_AsLongLongAndOverflow(item, &overflow)
+ *     return not overflow             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  {
+
+    __pyx_r = (!(__pyx_v_overflow != 0));
+  }
+  goto __pyx_L0;
+
+  /* "memora_lite/_rows.pyx":183
+ * 
+ * 
+ * cdef inline bint _plain_int(PyObject *item, long long *v) noexcept:             # <<<<<<<<<<<<<<
+ *     cdef int overflow = 0
+ *     if not PyLong_CheckExact(item):
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+
+
+  return __pyx_r;
+}
+
+/* "memora_lite/_rows.pyx":194
+ * # msgpack, as msgpack-python's Packer writes it: the smallest form, big-endian.
+ * 
+ * cdef inline Py_ssize_t _array_header_size(Py_ssize_t n) noexcept:             # <<<<<<<<<<<<<<
+ *     return 1 if n < 16 else 3
+ * 
+*/
+
+static CYTHON_INLINE Py_ssize_t __pyx_f_11memora_lite_5_rows__array_header_size(Py_ssize_t __pyx_v_n) {
+  Py_ssize_t __pyx_r;
+  Py_ssize_t __pyx_t_1;
+  int __pyx_t_2;
+
+  /* "memora_lite/_rows.pyx":195
+ * 
+ * cdef inline Py_ssize_t _array_header_size(Py_ssize_t n) noexcept:
+ *     return 1 if n < 16 else 3             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  __pyx_t_2 = (__pyx_v_n < 16);
+
+  if (__pyx_t_2) {
+
+    __pyx_t_1 = 1;
+  } else {
+
+    __pyx_t_1 = 3;
+  }
+
+  {
+    __pyx_r = __pyx_t_1;
+  }
+  goto __pyx_L0;
+
+  /* "memora_lite/_rows.pyx":194
+ * # msgpack, as msgpack-python's Packer writes it: the smallest form, big-endian.
+ * 
+ * cdef inline Py_ssize_t _array_header_size(Py_ssize_t n) noexcept:             # <<<<<<<<<<<<<<
+ *     return 1 if n < 16 else 3
+ * 
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+
+  return __pyx_r;
+}
+
+/* "memora_lite/_rows.pyx":198
+ * 
+ * 
+ * cdef inline char *_put_array_header(char *out, Py_ssize_t n) noexcept:             # <<<<<<<<<<<<<<
+ *     if n < 16:
+ *         out[0] = <char>(0x90 | n)
+*/
+
+static CYTHON_INLINE char *__pyx_f_11memora_lite_5_rows__put_array_header(char *__pyx_v_out, Py_ssize_t __pyx_v_n) {
+  char *__pyx_r;
+  int __pyx_t_1;
+
+  /* "memora_lite/_rows.pyx":199
+ * 
+ * cdef inline char *_put_array_header(char *out, Py_ssize_t n) noexcept:
+ *     if n < 16:             # <<<<<<<<<<<<<<
+ *         out[0] = <char>(0x90 | n)
+ *         return out + 1
+*/
+  __pyx_t_1 = (__pyx_v_n < 16);
+
+  if (__pyx_t_1) {
+
+
+    /* "memora_lite/_rows.pyx":200
+ * cdef inline char *_put_array_header(char *out, Py_ssize_t n) noexcept:
+ *     if n < 16:
+ *         out[0] = <char>(0x90 | n)             # <<<<<<<<<<<<<<
+ *         return out + 1
+ *     out[0] = <char>0xdc
+*/
+    (__pyx_v_out[0]) = ((char)(0x90 | __pyx_v_n));
+
+    /* "memora_lite/_rows.pyx":201
+ *     if n < 16:
+ *         out[0] = <char>(0x90 | n)
+ *         return out + 1             # <<<<<<<<<<<<<<
+ *     out[0] = <char>0xdc
+ *     return _put_be(out + 1, n, 2)
+*/
+    {
+
+      __pyx_r = (__pyx_v_out + 1);
+    }
+    goto __pyx_L0;
+
+    /* "memora_lite/_rows.pyx":199
+ * 
+ * cdef inline char *_put_array_header(char *out, Py_ssize_t n) noexcept:
+ *     if n < 16:             # <<<<<<<<<<<<<<
+ *         out[0] = <char>(0x90 | n)
+ *         return out + 1
+*/
+  }
+
+  /* "memora_lite/_rows.pyx":202
+ *         out[0] = <char>(0x90 | n)
+ *         return out + 1
+ *     out[0] = <char>0xdc             # <<<<<<<<<<<<<<
+ *     return _put_be(out + 1, n, 2)
+ * 
+*/
+  (__pyx_v_out[0]) = ((char)0xdc);
+
+  /* "memora_lite/_rows.pyx":203
+ *         return out + 1
+ *     out[0] = <char>0xdc
+ *     return _put_be(out + 1, n, 2)             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  {
+
+    __pyx_r = __pyx_f_11memora_lite_5_rows__put_be((__pyx_v_out + 1), __pyx_v_n, 2);
+  }
+  goto __pyx_L0;
+
+  /* "memora_lite/_rows.pyx":198
+ * 
+ * 
+ * cdef inline char *_put_array_header(char *out, Py_ssize_t n) noexcept:             # <<<<<<<<<<<<<<
+ *     if n < 16:
+ *         out[0] = <char>(0x90 | n)
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+
+  return __pyx_r;
+}
+
+/* "memora_lite/_rows.pyx":206
+ * 
+ * 
+ * cdef inline Py_ssize_t _bin_header_size(Py_ssize_t n) noexcept:             # <<<<<<<<<<<<<<
+ *     return 2 if n < 0x100 else 3 if n < 0x10000 else 5
+ * 
+*/
+
+static CYTHON_INLINE Py_ssize_t __pyx_f_11memora_lite_5_rows__bin_header_size(Py_ssize_t __pyx_v_n) {
+  Py_ssize_t __pyx_r;
+  Py_ssize_t __pyx_t_1;
+  int __pyx_t_2;
+  Py_ssize_t __pyx_t_3;
+  int __pyx_t_4;
+
+  /* "memora_lite/_rows.pyx":207
+ * 
+ * cdef inline Py_ssize_t _bin_header_size(Py_ssize_t n) noexcept:
+ *     return 2 if n < 0x100 else 3 if n < 0x10000 else 5             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  __pyx_t_2 = (__pyx_v_n < 0x100);
+
+  if (__pyx_t_2) {
+
+    __pyx_t_1 = 2;
+  } else {
+    __pyx_t_4 = (__pyx_v_n < 0x10000);
+
+    if (__pyx_t_4) {
+
+      __pyx_t_3 = 3;
+    } else {
+
+      __pyx_t_3 = 5;
+    }
+
+    __pyx_t_1 = __pyx_t_3;
+  }
+
+  {
+    __pyx_r = __pyx_t_1;
+  }
+  goto __pyx_L0;
+
+  /* "memora_lite/_rows.pyx":206
+ * 
+ * 
+ * cdef inline Py_ssize_t _bin_header_size(Py_ssize_t n) noexcept:             # <<<<<<<<<<<<<<
+ *     return 2 if n < 0x100 else 3 if n < 0x10000 else 5
+ * 
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+
+  return __pyx_r;
+}
+
+/* "memora_lite/_rows.pyx":210
+ * 
+ * 
+ * cdef inline char *_put_bin_header(char *out, Py_ssize_t n) noexcept:             # <<<<<<<<<<<<<<
+ *     if n < 0x100:
+ *         out[0] = <char>0xc4
+*/
+
+static CYTHON_INLINE char *__pyx_f_11memora_lite_5_rows__put_bin_header(char *__pyx_v_out, Py_ssize_t __pyx_v_n) {
+  char *__pyx_r;
+  int __pyx_t_1;
+
+  /* "memora_lite/_rows.pyx":211
+ * 
+ * cdef inline char *_put_bin_header(char *out, Py_ssize_t n) noexcept:
+ *     if n < 0x100:             # <<<<<<<<<<<<<<
+ *         out[0] = <char>0xc4
+ *         return _put_be(out + 1, n, 1)
+*/
+  __pyx_t_1 = (__pyx_v_n < 0x100);
+
+  if (__pyx_t_1) {
+
+
+    /* "memora_lite/_rows.pyx":212
+ * cdef inline char *_put_bin_header(char *out, Py_ssize_t n) noexcept:
+ *     if n < 0x100:
+ *         out[0] = <char>0xc4             # <<<<<<<<<<<<<<
+ *         return _put_be(out + 1, n, 1)
+ *     if n < 0x10000:
+*/
+    (__pyx_v_out[0]) = ((char)0xc4);
+
+    /* "memora_lite/_rows.pyx":213
+ *     if n < 0x100:
+ *         out[0] = <char>0xc4
+ *         return _put_be(out + 1, n, 1)             # <<<<<<<<<<<<<<
+ *     if n < 0x10000:
+ *         out[0] = <char>0xc5
+*/
+    {
+
+      __pyx_r = __pyx_f_11memora_lite_5_rows__put_be((__pyx_v_out + 1), __pyx_v_n, 1);
+    }
+    goto __pyx_L0;
+
+    /* "memora_lite/_rows.pyx":211
+ * 
+ * cdef inline char *_put_bin_header(char *out, Py_ssize_t n) noexcept:
+ *     if n < 0x100:             # <<<<<<<<<<<<<<
+ *         out[0] = <char>0xc4
+ *         return _put_be(out + 1, n, 1)
+*/
+  }
+
+  /* "memora_lite/_rows.pyx":214
+ *         out[0] = <char>0xc4
+ *         return _put_be(out + 1, n, 1)
+ *     if n < 0x10000:             # <<<<<<<<<<<<<<
+ *         out[0] = <char>0xc5
+ *         return _put_be(out + 1, n, 2)
+*/
+  __pyx_t_1 = (__pyx_v_n < 0x10000);
+
+  if (__pyx_t_1) {
+
+
+    /* "memora_lite/_rows.pyx":215
+ *         return _put_be(out + 1, n, 1)
+ *     if n < 0x10000:
+ *         out[0] = <char>0xc5             # <<<<<<<<<<<<<<
+ *         return _put_be(out + 1, n, 2)
+ *     out[0] = <char>0xc6
+*/
+    (__pyx_v_out[0]) = ((char)0xc5);
+
+    /* "memora_lite/_rows.pyx":216
+ *     if n < 0x10000:
+ *         out[0] = <char>0xc5
+ *         return _put_be(out + 1, n, 2)             # <<<<<<<<<<<<<<
+ *     out[0] = <char>0xc6
+ *     return _put_be(out + 1, n, 4)
+*/
+    {
+
+      __pyx_r = __pyx_f_11memora_lite_5_rows__put_be((__pyx_v_out + 1), __pyx_v_n, 2);
+    }
+    goto __pyx_L0;
+
+    /* "memora_lite/_rows.pyx":214
+ *         out[0] = <char>0xc4
+ *         return _put_be(out + 1, n, 1)
+ *     if n < 0x10000:             # <<<<<<<<<<<<<<
+ *         out[0] = <char>0xc5
+ *         return _put_be(out + 1, n, 2)
+*/
+  }
+
+  /* "memora_lite/_rows.pyx":217
+ *         out[0] = <char>0xc5
+ *         return _put_be(out + 1, n, 2)
+ *     out[0] = <char>0xc6             # <<<<<<<<<<<<<<
+ *     return _put_be(out + 1, n, 4)
+ * 
+*/
+  (__pyx_v_out[0]) = ((char)0xc6);
+
+  /* "memora_lite/_rows.pyx":218
+ *         return _put_be(out + 1, n, 2)
+ *     out[0] = <char>0xc6
+ *     return _put_be(out + 1, n, 4)             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  {
+
+    __pyx_r = __pyx_f_11memora_lite_5_rows__put_be((__pyx_v_out + 1), __pyx_v_n, 4);
+  }
+  goto __pyx_L0;
+
+  /* "memora_lite/_rows.pyx":210
+ * 
+ * 
+ * cdef inline char *_put_bin_header(char *out, Py_ssize_t n) noexcept:             # <<<<<<<<<<<<<<
+ *     if n < 0x100:
+ *         out[0] = <char>0xc4
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+
+  return __pyx_r;
+}
+
+/* "memora_lite/_rows.pyx":221
+ * 
+ * 
+ * cdef inline Py_ssize_t _int_size(long long v) noexcept:             # <<<<<<<<<<<<<<
+ *     if -32 <= v < 128:
+ *         return 1
+*/
+
+static CYTHON_INLINE Py_ssize_t __pyx_f_11memora_lite_5_rows__int_size(PY_LONG_LONG __pyx_v_v) {
+  Py_ssize_t __pyx_r;
+  __Pyx_RefNannyDeclarations
+  int __pyx_t_1;
+  Py_ssize_t __pyx_t_2;
+  Py_ssize_t __pyx_t_3;
+  int __pyx_t_4;
+  Py_ssize_t __pyx_t_5;
+  PyObject *__pyx_t_6 = NULL;
+  int __pyx_t_7;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("_int_size", 0);
+
+  /* "memora_lite/_rows.pyx":222
+ * 
+ * cdef inline Py_ssize_t _int_size(long long v) noexcept:
+ *     if -32 <= v < 128:             # <<<<<<<<<<<<<<
+ *         return 1
+ *     if v > 0:
+*/
+  __pyx_t_1 = (-32LL <= __pyx_v_v);
+  if (__pyx_t_1) {
+    __pyx_t_1 = (__pyx_v_v < 0x80);
+  }
+  if (__pyx_t_1) {
+
+
+    /* "memora_lite/_rows.pyx":223
+ * cdef inline Py_ssize_t _int_size(long long v) noexcept:
+ *     if -32 <= v < 128:
+ *         return 1             # <<<<<<<<<<<<<<
+ *     if v > 0:
+ *         return 2 if v <= 0xff else 3 if v <= 0xffff else 5 if v <= 0xffffffff else 9
+*/
+    {
+
+      __pyx_r = 1;
+    }
+    goto __pyx_L0;
+
+    /* "memora_lite/_rows.pyx":222
+ * 
+ * cdef inline Py_ssize_t _int_size(long long v) noexcept:
+ *     if -32 <= v < 128:             # <<<<<<<<<<<<<<
+ *         return 1
+ *     if v > 0:
+*/
+  }
+
+  /* "memora_lite/_rows.pyx":224
+ *     if -32 <= v < 128:
+ *         return 1
+ *     if v > 0:             # <<<<<<<<<<<<<<
+ *         return 2 if v <= 0xff else 3 if v <= 0xffff else 5 if v <= 0xffffffff else 9
+ *     return 2 if v >= -0x80 else 3 if v >= -0x8000 else 5 if v >= -0x80000000 else 9
+*/
+  __pyx_t_1 = (__pyx_v_v > 0);
+
+  if (__pyx_t_1) {
+
+
+    /* "memora_lite/_rows.pyx":225
+ *         return 1
+ *     if v > 0:
+ *         return 2 if v <= 0xff else 3 if v <= 0xffff else 5 if v <= 0xffffffff else 9             # <<<<<<<<<<<<<<
+ *     return 2 if v >= -0x80 else 3 if v >= -0x8000 else 5 if v >= -0x80000000 else 9
+ * 
+*/
+    __pyx_t_1 = (__pyx_v_v <= 0xff);
+
+    if (__pyx_t_1) {
+
+      __pyx_t_2 = 2;
+    } else {
+      __pyx_t_4 = (__pyx_v_v <= 0xffff);
+
+      if (__pyx_t_4) {
+
+        __pyx_t_3 = 3;
+      } else {
+        __pyx_t_6 = __Pyx_PyLong_From_PY_LONG_LONG(__pyx_v_v); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 225, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_6);
+        __pyx_t_7 = __Pyx_PyObject_CompareBoolLe_int_int(__pyx_t_6, __pyx_mstate_global->__pyx_int_4294967295, Py_LE); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 225, __pyx_L1_error)
+        __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+        if (__pyx_t_7) {
+
+          __pyx_t_5 = 5;
+        } else {
+
+          __pyx_t_5 = 9;
+        }
+
+        __pyx_t_3 = __pyx_t_5;
+      }
+
+      __pyx_t_2 = __pyx_t_3;
+    }
+
+    {
+      __pyx_r = __pyx_t_2;
+    }
+    goto __pyx_L0;
+
+    /* "memora_lite/_rows.pyx":224
+ *     if -32 <= v < 128:
+ *         return 1
+ *     if v > 0:             # <<<<<<<<<<<<<<
+ *         return 2 if v <= 0xff else 3 if v <= 0xffff else 5 if v <= 0xffffffff else 9
+ *     return 2 if v >= -0x80 else 3 if v >= -0x8000 else 5 if v >= -0x80000000 else 9
+*/
+  }
+
+  /* "memora_lite/_rows.pyx":226
+ *     if v > 0:
+ *         return 2 if v <= 0xff else 3 if v <= 0xffff else 5 if v <= 0xffffffff else 9
+ *     return 2 if v >= -0x80 else 3 if v >= -0x8000 else 5 if v >= -0x80000000 else 9             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  __pyx_t_1 = (__pyx_v_v >= -128LL);
+
+  if (__pyx_t_1) {
+
+    __pyx_t_2 = 2;
+  } else {
+    __pyx_t_4 = (__pyx_v_v >= -32768LL);
+
+    if (__pyx_t_4) {
+
+      __pyx_t_3 = 3;
+    } else {
+      __pyx_t_7 = (__pyx_v_v >= -2147483648LL);
+
+      if (__pyx_t_7) {
+
+        __pyx_t_5 = 5;
+      } else {
+
+        __pyx_t_5 = 9;
+      }
+
+      __pyx_t_3 = __pyx_t_5;
+    }
+
+    __pyx_t_2 = __pyx_t_3;
+  }
+
+  {
+    __pyx_r = __pyx_t_2;
+  }
+  goto __pyx_L0;
+
+  /* "memora_lite/_rows.pyx":221
+ * 
+ * 
+ * cdef inline Py_ssize_t _int_size(long long v) noexcept:             # <<<<<<<<<<<<<<
+ *     if -32 <= v < 128:
+ *         return 1
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_6);
+  __Pyx_WriteUnraisable("memora_lite._rows._int_size", __pyx_clineno, __pyx_lineno, __pyx_filename, 1, 0);
+  __pyx_r = 0;
+  __pyx_L0:;
+
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "memora_lite/_rows.pyx":229
+ * 
+ * 
+ * cdef char *_put_int(char *out, object value) noexcept:             # <<<<<<<<<<<<<<
+ *     cdef long long v
+ *     _plain_int(<PyObject *>value, &v)
+*/
+
+static char *__pyx_f_11memora_lite_5_rows__put_int(char *__pyx_v_out, PyObject *__pyx_v_value) {
+  PY_LONG_LONG __pyx_v_v;
+  Py_ssize_t __pyx_v_n;
+  char *__pyx_r;
+  int __pyx_t_1;
+  long __pyx_t_2;
+  long __pyx_t_3;
+  int __pyx_t_4;
+  long __pyx_t_5;
+  int __pyx_t_6;
+
+  /* "memora_lite/_rows.pyx":231
+ * cdef char *_put_int(char *out, object value) noexcept:
+ *     cdef long long v
+ *     _plain_int(<PyObject *>value, &v)             # <<<<<<<<<<<<<<
+ *     if -32 <= v < 128:
+ *         out[0] = <char>v
+*/
+  (void)(__pyx_f_11memora_lite_5_rows__plain_int(((PyObject *)__pyx_v_value), (&__pyx_v_v)));
+
+  /* "memora_lite/_rows.pyx":232
+ *     cdef long long v
+ *     _plain_int(<PyObject *>value, &v)
+ *     if -32 <= v < 128:             # <<<<<<<<<<<<<<
+ *         out[0] = <char>v
+ *         return out + 1
+*/
+  __pyx_t_1 = (-32LL <= __pyx_v_v);
+  if (__pyx_t_1) {
+    __pyx_t_1 = (__pyx_v_v < 0x80);
+  }
+  if (__pyx_t_1) {
+
+
+    /* "memora_lite/_rows.pyx":233
+ *     _plain_int(<PyObject *>value, &v)
+ *     if -32 <= v < 128:
+ *         out[0] = <char>v             # <<<<<<<<<<<<<<
+ *         return out + 1
+ *     cdef Py_ssize_t n = _int_size(v) - 1
+*/
+    (__pyx_v_out[0]) = ((char)__pyx_v_v);
+
+    /* "memora_lite/_rows.pyx":234
+ *     if -32 <= v < 128:
+ *         out[0] = <char>v
+ *         return out + 1             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t n = _int_size(v) - 1
+ *     if v > 0:
+*/
+    {
+
+      __pyx_r = (__pyx_v_out + 1);
+    }
+    goto __pyx_L0;
+
+    /* "memora_lite/_rows.pyx":232
+ *     cdef long long v
+ *     _plain_int(<PyObject *>value, &v)
+ *     if -32 <= v < 128:             # <<<<<<<<<<<<<<
+ *         out[0] = <char>v
+ *         return out + 1
+*/
+  }
+
+  /* "memora_lite/_rows.pyx":235
+ *         out[0] = <char>v
+ *         return out + 1
+ *     cdef Py_ssize_t n = _int_size(v) - 1             # <<<<<<<<<<<<<<
+ *     if v > 0:
+ *         out[0] = <char>(0xcc if n == 1 else 0xcd if n == 2 else 0xce if n == 4 else 0xcf)
+*/
+  __pyx_v_n = (__pyx_f_11memora_lite_5_rows__int_size(__pyx_v_v) - 1);
+
+  /* "memora_lite/_rows.pyx":236
+ *         return out + 1
+ *     cdef Py_ssize_t n = _int_size(v) - 1
+ *     if v > 0:             # <<<<<<<<<<<<<<
+ *         out[0] = <char>(0xcc if n == 1 else 0xcd if n == 2 else 0xce if n == 4 else 0xcf)
+ *     else:
+*/
+  __pyx_t_1 = (__pyx_v_v > 0);
+
+  if (__pyx_t_1) {
+
+
+    /* "memora_lite/_rows.pyx":237
+ *     cdef Py_ssize_t n = _int_size(v) - 1
+ *     if v > 0:
+ *         out[0] = <char>(0xcc if n == 1 else 0xcd if n == 2 else 0xce if n == 4 else 0xcf)             # <<<<<<<<<<<<<<
+ *     else:
+ *         out[0] = <char>(0xd0 if n == 1 else 0xd1 if n == 2 else 0xd2 if n == 4 else 0xd3)
+*/
+    __pyx_t_1 = (__pyx_v_n == 1);
+
+    if (__pyx_t_1) {
+
+      __pyx_t_2 = 0xcc;
+    } else {
+      __pyx_t_4 = (__pyx_v_n == 2);
+
+      if (__pyx_t_4) {
+
+        __pyx_t_3 = 0xcd;
+      } else {
+        __pyx_t_6 = (__pyx_v_n == 4);
+
+        if (__pyx_t_6) {
+
+          __pyx_t_5 = 0xce;
+        } else {
+
+          __pyx_t_5 = 0xcf;
+        }
+
+        __pyx_t_3 = __pyx_t_5;
+      }
+
+      __pyx_t_2 = __pyx_t_3;
+    }
+
+    (__pyx_v_out[0]) = ((char)__pyx_t_2);
+
+
+    /* "memora_lite/_rows.pyx":236
+ *         return out + 1
+ *     cdef Py_ssize_t n = _int_size(v) - 1
+ *     if v > 0:             # <<<<<<<<<<<<<<
+ *         out[0] = <char>(0xcc if n == 1 else 0xcd if n == 2 else 0xce if n == 4 else 0xcf)
+ *     else:
+*/
+    goto __pyx_L4;
+  }
+
+  /* "memora_lite/_rows.pyx":239
+ *         out[0] = <char>(0xcc if n == 1 else 0xcd if n == 2 else 0xce if n == 4 else 0xcf)
+ *     else:
+ *         out[0] = <char>(0xd0 if n == 1 else 0xd1 if n == 2 else 0xd2 if n == 4 else 0xd3)             # <<<<<<<<<<<<<<
+ *     return _put_be(out + 1, <unsigned long long>v, n)
+ * 
+*/
+  /*else*/ {
+    __pyx_t_1 = (__pyx_v_n == 1);
+
+    if (__pyx_t_1) {
+
+      __pyx_t_2 = 0xd0;
+    } else {
+      __pyx_t_4 = (__pyx_v_n == 2);
+
+      if (__pyx_t_4) {
+
+        __pyx_t_3 = 0xd1;
+      } else {
+        __pyx_t_6 = (__pyx_v_n == 4);
+
+        if (__pyx_t_6) {
+
+          __pyx_t_5 = 0xd2;
+        } else {
+
+          __pyx_t_5 = 0xd3;
+        }
+
+        __pyx_t_3 = __pyx_t_5;
+      }
+
+      __pyx_t_2 = __pyx_t_3;
+    }
+
+    (__pyx_v_out[0]) = ((char)__pyx_t_2);
+
+  }
+  __pyx_L4:;
+
+  /* "memora_lite/_rows.pyx":240
+ *     else:
+ *         out[0] = <char>(0xd0 if n == 1 else 0xd1 if n == 2 else 0xd2 if n == 4 else 0xd3)
+ *     return _put_be(out + 1, <unsigned long long>v, n)             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  {
+
+    __pyx_r = __pyx_f_11memora_lite_5_rows__put_be((__pyx_v_out + 1), ((unsigned PY_LONG_LONG)__pyx_v_v), __pyx_v_n);
+  }
+  goto __pyx_L0;
+
+  /* "memora_lite/_rows.pyx":229
+ * 
+ * 
+ * cdef char *_put_int(char *out, object value) noexcept:             # <<<<<<<<<<<<<<
+ *     cdef long long v
+ *     _plain_int(<PyObject *>value, &v)
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+
+
+
+  return __pyx_r;
+}
+
+/* "memora_lite/_rows.pyx":243
+ * 
+ * 
+ * cdef inline char *_put_be(char *out, unsigned long long v, Py_ssize_t n) noexcept:             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t i
+ *     for i in range(n):
+*/
+
+static CYTHON_INLINE char *__pyx_f_11memora_lite_5_rows__put_be(char *__pyx_v_out, unsigned PY_LONG_LONG __pyx_v_v, Py_ssize_t __pyx_v_n) {
+  Py_ssize_t __pyx_v_i;
+  char *__pyx_r;
+  Py_ssize_t __pyx_t_1;
+  Py_ssize_t __pyx_t_2;
+  Py_ssize_t __pyx_t_3;
+
+  /* "memora_lite/_rows.pyx":245
+ * cdef inline char *_put_be(char *out, unsigned long long v, Py_ssize_t n) noexcept:
+ *     cdef Py_ssize_t i
+ *     for i in range(n):             # <<<<<<<<<<<<<<
+ *         out[i] = <char>(v >> (8 * (n - 1 - i)))
+ *     return out + n
+*/
+
+  __pyx_t_1 = __pyx_v_n;
+  __pyx_t_2 = __pyx_t_1;
+
+  for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
+    __pyx_v_i = __pyx_t_3;
+
+    /* "memora_lite/_rows.pyx":246
+ *     cdef Py_ssize_t i
+ *     for i in range(n):
+ *         out[i] = <char>(v >> (8 * (n - 1 - i)))             # <<<<<<<<<<<<<<
+ *     return out + n
+ * 
+*/
+    (__pyx_v_out[__pyx_v_i]) = ((char)(__pyx_v_v >> (8 * ((__pyx_v_n - 1) - __pyx_v_i))));
+  }
+
+
+  /* "memora_lite/_rows.pyx":247
+ *     for i in range(n):
+ *         out[i] = <char>(v >> (8 * (n - 1 - i)))
+ *     return out + n             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  {
+
+    __pyx_r = (__pyx_v_out + __pyx_v_n);
+  }
+  goto __pyx_L0;
+
+  /* "memora_lite/_rows.pyx":243
+ * 
+ * 
+ * cdef inline char *_put_be(char *out, unsigned long long v, Py_ssize_t n) noexcept:             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t i
+ *     for i in range(n):
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+
+
+  return __pyx_r;
+}
+
+/* "memora_lite/_rows.pyx":250
+ * 
+ * 
+ * cdef inline void _put_le32(char *out, uint32_t v) noexcept:             # <<<<<<<<<<<<<<
+ *     out[0] = <char>v
+ *     out[1] = <char>(v >> 8)
+*/
+
+static CYTHON_INLINE void __pyx_f_11memora_lite_5_rows__put_le32(char *__pyx_v_out, uint32_t __pyx_v_v) {
+
+  /* "memora_lite/_rows.pyx":251
+ * 
+ * cdef inline void _put_le32(char *out, uint32_t v) noexcept:
+ *     out[0] = <char>v             # <<<<<<<<<<<<<<
+ *     out[1] = <char>(v >> 8)
+ *     out[2] = <char>(v >> 16)
+*/
+  (__pyx_v_out[0]) = ((char)__pyx_v_v);
+
+  /* "memora_lite/_rows.pyx":252
+ * cdef inline void _put_le32(char *out, uint32_t v) noexcept:
+ *     out[0] = <char>v
+ *     out[1] = <char>(v >> 8)             # <<<<<<<<<<<<<<
+ *     out[2] = <char>(v >> 16)
+ *     out[3] = <char>(v >> 24)
+*/
+  (__pyx_v_out[1]) = ((char)(__pyx_v_v >> 8));
+
+  /* "memora_lite/_rows.pyx":253
+ *     out[0] = <char>v
+ *     out[1] = <char>(v >> 8)
+ *     out[2] = <char>(v >> 16)             # <<<<<<<<<<<<<<
+ *     out[3] = <char>(v >> 24)
+ * 
+*/
+  (__pyx_v_out[2]) = ((char)(__pyx_v_v >> 16));
+
+  /* "memora_lite/_rows.pyx":254
+ *     out[1] = <char>(v >> 8)
+ *     out[2] = <char>(v >> 16)
+ *     out[3] = <char>(v >> 24)             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  (__pyx_v_out[3]) = ((char)(__pyx_v_v >> 24));
+
+  /* "memora_lite/_rows.pyx":250
+ * 
+ * 
+ * cdef inline void _put_le32(char *out, uint32_t v) noexcept:             # <<<<<<<<<<<<<<
+ *     out[0] = <char>v
+ *     out[1] = <char>(v >> 8)
+*/
+
+  /* function exit code */
+
+}
+
+/* "memora_lite/_rows.pyx":257
+ * 
+ * 
+ * cdef void _frame(char *record, uint32_t size, uint32_t record_type) noexcept:             # <<<<<<<<<<<<<<
+ *     """Fill a record's 16-byte header for the ``size``-byte payload after it."""
+ *     _put_le32(record, size)
+*/
+
+static void __pyx_f_11memora_lite_5_rows__frame(char *__pyx_v_record, uint32_t __pyx_v_size, uint32_t __pyx_v_record_type) {
+
+  /* "memora_lite/_rows.pyx":259
+ * cdef void _frame(char *record, uint32_t size, uint32_t record_type) noexcept:
+ *     """Fill a record's 16-byte header for the ``size``-byte payload after it."""
+ *     _put_le32(record, size)             # <<<<<<<<<<<<<<
+ *     _put_le32(record + 4, record_type)
+ *     _put_le32(record + 8, mlite_masked_crc32(<const uint8_t *>record + RECORD_HEADER, size))
+*/
+  __pyx_f_11memora_lite_5_rows__put_le32(__pyx_v_record, __pyx_v_size);
+
+  /* "memora_lite/_rows.pyx":260
+ *     """Fill a record's 16-byte header for the ``size``-byte payload after it."""
+ *     _put_le32(record, size)
+ *     _put_le32(record + 4, record_type)             # <<<<<<<<<<<<<<
+ *     _put_le32(record + 8, mlite_masked_crc32(<const uint8_t *>record + RECORD_HEADER, size))
+ *     _put_le32(record + 12, mlite_masked_crc32(<const uint8_t *>record, 12))
+*/
+  __pyx_f_11memora_lite_5_rows__put_le32((__pyx_v_record + 4), __pyx_v_record_type);
+
+  /* "memora_lite/_rows.pyx":261
+ *     _put_le32(record, size)
+ *     _put_le32(record + 4, record_type)
+ *     _put_le32(record + 8, mlite_masked_crc32(<const uint8_t *>record + RECORD_HEADER, size))             # <<<<<<<<<<<<<<
+ *     _put_le32(record + 12, mlite_masked_crc32(<const uint8_t *>record, 12))
+ * 
+*/
+  __pyx_f_11memora_lite_5_rows__put_le32((__pyx_v_record + 8), mlite_masked_crc32((((uint8_t const *)__pyx_v_record) + 16), __pyx_v_size));
+
+  /* "memora_lite/_rows.pyx":262
+ *     _put_le32(record + 4, record_type)
+ *     _put_le32(record + 8, mlite_masked_crc32(<const uint8_t *>record + RECORD_HEADER, size))
+ *     _put_le32(record + 12, mlite_masked_crc32(<const uint8_t *>record, 12))             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  __pyx_f_11memora_lite_5_rows__put_le32((__pyx_v_record + 12), mlite_masked_crc32(((uint8_t const *)__pyx_v_record), 12));
+
+  /* "memora_lite/_rows.pyx":257
+ * 
+ * 
+ * cdef void _frame(char *record, uint32_t size, uint32_t record_type) noexcept:             # <<<<<<<<<<<<<<
+ *     """Fill a record's 16-byte header for the ``size``-byte payload after it."""
+ *     _put_le32(record, size)
+*/
+
+  /* function exit code */
+
+}
+
+/* "memora_lite/_rows.pyx":272
  * 
  * 
  * cdef bint _pack(object values, Py_ssize_t n, long long lo, long long hi, int_t *out) noexcept:             # <<<<<<<<<<<<<<
@@ -3225,8 +8430,8 @@ static PyObject *__pyx_pf_11memora_lite_5_rows_pack_int_list(CYTHON_UNUSED PyObj
 static int __pyx_fuse_0__pyx_f_11memora_lite_5_rows__pack(PyObject *__pyx_v_values, Py_ssize_t __pyx_v_n, PY_LONG_LONG __pyx_v_lo, PY_LONG_LONG __pyx_v_hi, int8_t *__pyx_v_out) {
   Py_ssize_t __pyx_v_i;
   PY_LONG_LONG __pyx_v_v;
-  int __pyx_v_overflow;
   PyObject *__pyx_v_item;
+  int8_t __pyx_v_narrow;
   int __pyx_r;
   Py_ssize_t __pyx_t_1;
   Py_ssize_t __pyx_t_2;
@@ -3234,21 +8439,12 @@ static int __pyx_fuse_0__pyx_f_11memora_lite_5_rows__pack(PyObject *__pyx_v_valu
   int __pyx_t_4;
   int __pyx_t_5;
 
-  /* "memora_lite/_rows.pyx":91
- *     cdef Py_ssize_t i
- *     cdef long long v
- *     cdef int overflow = 0             # <<<<<<<<<<<<<<
+  /* "memora_lite/_rows.pyx":277
  *     cdef PyObject *item
- *     for i in range(n):
-*/
-  __pyx_v_overflow = 0;
-
-  /* "memora_lite/_rows.pyx":93
- *     cdef int overflow = 0
- *     cdef PyObject *item
+ *     cdef int_t narrow
  *     for i in range(n):             # <<<<<<<<<<<<<<
  *         item = PyList_GET_ITEM(values, i)
- *         if not PyLong_CheckExact(item):
+ *         if not _plain_int(item, &v) or v < lo or v > hi:
 */
 
   __pyx_t_1 = __pyx_v_n;
@@ -3257,87 +8453,23 @@ static int __pyx_fuse_0__pyx_f_11memora_lite_5_rows__pack(PyObject *__pyx_v_valu
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "memora_lite/_rows.pyx":94
- *     cdef PyObject *item
+    /* "memora_lite/_rows.pyx":278
+ *     cdef int_t narrow
  *     for i in range(n):
  *         item = PyList_GET_ITEM(values, i)             # <<<<<<<<<<<<<<
- *         if not PyLong_CheckExact(item):
+ *         if not _plain_int(item, &v) or v < lo or v > hi:
  *             return False
 */
     __pyx_v_item = PyList_GET_ITEM(__pyx_v_values, __pyx_v_i);
 
-    /* "memora_lite/_rows.pyx":95
+    /* "memora_lite/_rows.pyx":279
  *     for i in range(n):
  *         item = PyList_GET_ITEM(values, i)
- *         if not PyLong_CheckExact(item):             # <<<<<<<<<<<<<<
+ *         if not _plain_int(item, &v) or v < lo or v > hi:             # <<<<<<<<<<<<<<
  *             return False
- *         if not mlite_compact_long(item, &v):
+ *         narrow = <int_t>v
 */
-    __pyx_t_4 = (!PyLong_CheckExact(__pyx_v_item));
-
-    if (__pyx_t_4) {
-
-
-      /* "memora_lite/_rows.pyx":96
- *         item = PyList_GET_ITEM(values, i)
- *         if not PyLong_CheckExact(item):
- *             return False             # <<<<<<<<<<<<<<
- *         if not mlite_compact_long(item, &v):
- *             v = PyLong_AsLongLongAndOverflow(item, &overflow)
-*/
-      {
-
-        __pyx_r = 0;
-      }
-      goto __pyx_L0;
-
-      /* "memora_lite/_rows.pyx":95
- *     for i in range(n):
- *         item = PyList_GET_ITEM(values, i)
- *         if not PyLong_CheckExact(item):             # <<<<<<<<<<<<<<
- *             return False
- *         if not mlite_compact_long(item, &v):
-*/
-    }
-
-    /* "memora_lite/_rows.pyx":97
- *         if not PyLong_CheckExact(item):
- *             return False
- *         if not mlite_compact_long(item, &v):             # <<<<<<<<<<<<<<
- *             v = PyLong_AsLongLongAndOverflow(item, &overflow)
- *         if overflow or v < lo or v > hi:
-*/
-    __pyx_t_4 = (!mlite_compact_long(__pyx_v_item, (&__pyx_v_v)));
-
-    if (__pyx_t_4) {
-
-
-      /* "memora_lite/_rows.pyx":98
- *             return False
- *         if not mlite_compact_long(item, &v):
- *             v = PyLong_AsLongLongAndOverflow(item, &overflow)             # <<<<<<<<<<<<<<
- *         if overflow or v < lo or v > hi:
- *             return False
-*/
-      __pyx_v_v = PyLong_AsLongLongAndOverflow(__pyx_v_item, (&__pyx_v_overflow));
-
-      /* "memora_lite/_rows.pyx":97
- *         if not PyLong_CheckExact(item):
- *             return False
- *         if not mlite_compact_long(item, &v):             # <<<<<<<<<<<<<<
- *             v = PyLong_AsLongLongAndOverflow(item, &overflow)
- *         if overflow or v < lo or v > hi:
-*/
-    }
-
-    /* "memora_lite/_rows.pyx":99
- *         if not mlite_compact_long(item, &v):
- *             v = PyLong_AsLongLongAndOverflow(item, &overflow)
- *         if overflow or v < lo or v > hi:             # <<<<<<<<<<<<<<
- *             return False
- *         out[i] = <int_t>v
-*/
-    __pyx_t_5 = (__pyx_v_overflow != 0);
+    __pyx_t_5 = (!__pyx_f_11memora_lite_5_rows__plain_int(__pyx_v_item, (&__pyx_v_v)));
 
     if (!__pyx_t_5) {
 
@@ -3345,7 +8477,7 @@ static int __pyx_fuse_0__pyx_f_11memora_lite_5_rows__pack(PyObject *__pyx_v_valu
 
       __pyx_t_4 = __pyx_t_5;
 
-      goto __pyx_L8_bool_binop_done;
+      goto __pyx_L6_bool_binop_done;
     }
     __pyx_t_5 = (__pyx_v_v < __pyx_v_lo);
 
@@ -3355,23 +8487,23 @@ static int __pyx_fuse_0__pyx_f_11memora_lite_5_rows__pack(PyObject *__pyx_v_valu
 
       __pyx_t_4 = __pyx_t_5;
 
-      goto __pyx_L8_bool_binop_done;
+      goto __pyx_L6_bool_binop_done;
     }
     __pyx_t_5 = (__pyx_v_v > __pyx_v_hi);
 
 
     __pyx_t_4 = __pyx_t_5;
 
-    __pyx_L8_bool_binop_done:;
+    __pyx_L6_bool_binop_done:;
     if (__pyx_t_4) {
 
 
-      /* "memora_lite/_rows.pyx":100
- *             v = PyLong_AsLongLongAndOverflow(item, &overflow)
- *         if overflow or v < lo or v > hi:
+      /* "memora_lite/_rows.pyx":280
+ *         item = PyList_GET_ITEM(values, i)
+ *         if not _plain_int(item, &v) or v < lo or v > hi:
  *             return False             # <<<<<<<<<<<<<<
- *         out[i] = <int_t>v
- *     return True
+ *         narrow = <int_t>v
+ *         memcpy(<char *>out + i * sizeof(int_t), &narrow, sizeof(int_t))  # out need not be aligned
 */
       {
 
@@ -3379,29 +8511,38 @@ static int __pyx_fuse_0__pyx_f_11memora_lite_5_rows__pack(PyObject *__pyx_v_valu
       }
       goto __pyx_L0;
 
-      /* "memora_lite/_rows.pyx":99
- *         if not mlite_compact_long(item, &v):
- *             v = PyLong_AsLongLongAndOverflow(item, &overflow)
- *         if overflow or v < lo or v > hi:             # <<<<<<<<<<<<<<
+      /* "memora_lite/_rows.pyx":279
+ *     for i in range(n):
+ *         item = PyList_GET_ITEM(values, i)
+ *         if not _plain_int(item, &v) or v < lo or v > hi:             # <<<<<<<<<<<<<<
  *             return False
- *         out[i] = <int_t>v
+ *         narrow = <int_t>v
 */
     }
 
-    /* "memora_lite/_rows.pyx":101
- *         if overflow or v < lo or v > hi:
+    /* "memora_lite/_rows.pyx":281
+ *         if not _plain_int(item, &v) or v < lo or v > hi:
  *             return False
- *         out[i] = <int_t>v             # <<<<<<<<<<<<<<
+ *         narrow = <int_t>v             # <<<<<<<<<<<<<<
+ *         memcpy(<char *>out + i * sizeof(int_t), &narrow, sizeof(int_t))  # out need not be aligned
+ *     return True
+*/
+    __pyx_v_narrow = ((int8_t)__pyx_v_v);
+
+    /* "memora_lite/_rows.pyx":282
+ *             return False
+ *         narrow = <int_t>v
+ *         memcpy(<char *>out + i * sizeof(int_t), &narrow, sizeof(int_t))  # out need not be aligned             # <<<<<<<<<<<<<<
  *     return True
  * 
 */
-    (__pyx_v_out[__pyx_v_i]) = ((int8_t)__pyx_v_v);
+    (void)(memcpy((((char *)__pyx_v_out) + (__pyx_v_i * (sizeof(int8_t)))), (&__pyx_v_narrow), (sizeof(int8_t))));
   }
 
 
-  /* "memora_lite/_rows.pyx":102
- *             return False
- *         out[i] = <int_t>v
+  /* "memora_lite/_rows.pyx":283
+ *         narrow = <int_t>v
+ *         memcpy(<char *>out + i * sizeof(int_t), &narrow, sizeof(int_t))  # out need not be aligned
  *     return True             # <<<<<<<<<<<<<<
  * 
  * 
@@ -3412,7 +8553,7 @@ static int __pyx_fuse_0__pyx_f_11memora_lite_5_rows__pack(PyObject *__pyx_v_valu
   }
   goto __pyx_L0;
 
-  /* "memora_lite/_rows.pyx":88
+  /* "memora_lite/_rows.pyx":272
  * 
  * 
  * cdef bint _pack(object values, Py_ssize_t n, long long lo, long long hi, int_t *out) noexcept:             # <<<<<<<<<<<<<<
@@ -3433,8 +8574,8 @@ static int __pyx_fuse_0__pyx_f_11memora_lite_5_rows__pack(PyObject *__pyx_v_valu
 static int __pyx_fuse_1__pyx_f_11memora_lite_5_rows__pack(PyObject *__pyx_v_values, Py_ssize_t __pyx_v_n, PY_LONG_LONG __pyx_v_lo, PY_LONG_LONG __pyx_v_hi, int16_t *__pyx_v_out) {
   Py_ssize_t __pyx_v_i;
   PY_LONG_LONG __pyx_v_v;
-  int __pyx_v_overflow;
   PyObject *__pyx_v_item;
+  int16_t __pyx_v_narrow;
   int __pyx_r;
   Py_ssize_t __pyx_t_1;
   Py_ssize_t __pyx_t_2;
@@ -3442,21 +8583,12 @@ static int __pyx_fuse_1__pyx_f_11memora_lite_5_rows__pack(PyObject *__pyx_v_valu
   int __pyx_t_4;
   int __pyx_t_5;
 
-  /* "memora_lite/_rows.pyx":91
- *     cdef Py_ssize_t i
- *     cdef long long v
- *     cdef int overflow = 0             # <<<<<<<<<<<<<<
+  /* "memora_lite/_rows.pyx":277
  *     cdef PyObject *item
- *     for i in range(n):
-*/
-  __pyx_v_overflow = 0;
-
-  /* "memora_lite/_rows.pyx":93
- *     cdef int overflow = 0
- *     cdef PyObject *item
+ *     cdef int_t narrow
  *     for i in range(n):             # <<<<<<<<<<<<<<
  *         item = PyList_GET_ITEM(values, i)
- *         if not PyLong_CheckExact(item):
+ *         if not _plain_int(item, &v) or v < lo or v > hi:
 */
 
   __pyx_t_1 = __pyx_v_n;
@@ -3465,87 +8597,23 @@ static int __pyx_fuse_1__pyx_f_11memora_lite_5_rows__pack(PyObject *__pyx_v_valu
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "memora_lite/_rows.pyx":94
- *     cdef PyObject *item
+    /* "memora_lite/_rows.pyx":278
+ *     cdef int_t narrow
  *     for i in range(n):
  *         item = PyList_GET_ITEM(values, i)             # <<<<<<<<<<<<<<
- *         if not PyLong_CheckExact(item):
+ *         if not _plain_int(item, &v) or v < lo or v > hi:
  *             return False
 */
     __pyx_v_item = PyList_GET_ITEM(__pyx_v_values, __pyx_v_i);
 
-    /* "memora_lite/_rows.pyx":95
+    /* "memora_lite/_rows.pyx":279
  *     for i in range(n):
  *         item = PyList_GET_ITEM(values, i)
- *         if not PyLong_CheckExact(item):             # <<<<<<<<<<<<<<
+ *         if not _plain_int(item, &v) or v < lo or v > hi:             # <<<<<<<<<<<<<<
  *             return False
- *         if not mlite_compact_long(item, &v):
+ *         narrow = <int_t>v
 */
-    __pyx_t_4 = (!PyLong_CheckExact(__pyx_v_item));
-
-    if (__pyx_t_4) {
-
-
-      /* "memora_lite/_rows.pyx":96
- *         item = PyList_GET_ITEM(values, i)
- *         if not PyLong_CheckExact(item):
- *             return False             # <<<<<<<<<<<<<<
- *         if not mlite_compact_long(item, &v):
- *             v = PyLong_AsLongLongAndOverflow(item, &overflow)
-*/
-      {
-
-        __pyx_r = 0;
-      }
-      goto __pyx_L0;
-
-      /* "memora_lite/_rows.pyx":95
- *     for i in range(n):
- *         item = PyList_GET_ITEM(values, i)
- *         if not PyLong_CheckExact(item):             # <<<<<<<<<<<<<<
- *             return False
- *         if not mlite_compact_long(item, &v):
-*/
-    }
-
-    /* "memora_lite/_rows.pyx":97
- *         if not PyLong_CheckExact(item):
- *             return False
- *         if not mlite_compact_long(item, &v):             # <<<<<<<<<<<<<<
- *             v = PyLong_AsLongLongAndOverflow(item, &overflow)
- *         if overflow or v < lo or v > hi:
-*/
-    __pyx_t_4 = (!mlite_compact_long(__pyx_v_item, (&__pyx_v_v)));
-
-    if (__pyx_t_4) {
-
-
-      /* "memora_lite/_rows.pyx":98
- *             return False
- *         if not mlite_compact_long(item, &v):
- *             v = PyLong_AsLongLongAndOverflow(item, &overflow)             # <<<<<<<<<<<<<<
- *         if overflow or v < lo or v > hi:
- *             return False
-*/
-      __pyx_v_v = PyLong_AsLongLongAndOverflow(__pyx_v_item, (&__pyx_v_overflow));
-
-      /* "memora_lite/_rows.pyx":97
- *         if not PyLong_CheckExact(item):
- *             return False
- *         if not mlite_compact_long(item, &v):             # <<<<<<<<<<<<<<
- *             v = PyLong_AsLongLongAndOverflow(item, &overflow)
- *         if overflow or v < lo or v > hi:
-*/
-    }
-
-    /* "memora_lite/_rows.pyx":99
- *         if not mlite_compact_long(item, &v):
- *             v = PyLong_AsLongLongAndOverflow(item, &overflow)
- *         if overflow or v < lo or v > hi:             # <<<<<<<<<<<<<<
- *             return False
- *         out[i] = <int_t>v
-*/
-    __pyx_t_5 = (__pyx_v_overflow != 0);
+    __pyx_t_5 = (!__pyx_f_11memora_lite_5_rows__plain_int(__pyx_v_item, (&__pyx_v_v)));
 
     if (!__pyx_t_5) {
 
@@ -3553,7 +8621,7 @@ static int __pyx_fuse_1__pyx_f_11memora_lite_5_rows__pack(PyObject *__pyx_v_valu
 
       __pyx_t_4 = __pyx_t_5;
 
-      goto __pyx_L8_bool_binop_done;
+      goto __pyx_L6_bool_binop_done;
     }
     __pyx_t_5 = (__pyx_v_v < __pyx_v_lo);
 
@@ -3563,23 +8631,23 @@ static int __pyx_fuse_1__pyx_f_11memora_lite_5_rows__pack(PyObject *__pyx_v_valu
 
       __pyx_t_4 = __pyx_t_5;
 
-      goto __pyx_L8_bool_binop_done;
+      goto __pyx_L6_bool_binop_done;
     }
     __pyx_t_5 = (__pyx_v_v > __pyx_v_hi);
 
 
     __pyx_t_4 = __pyx_t_5;
 
-    __pyx_L8_bool_binop_done:;
+    __pyx_L6_bool_binop_done:;
     if (__pyx_t_4) {
 
 
-      /* "memora_lite/_rows.pyx":100
- *             v = PyLong_AsLongLongAndOverflow(item, &overflow)
- *         if overflow or v < lo or v > hi:
+      /* "memora_lite/_rows.pyx":280
+ *         item = PyList_GET_ITEM(values, i)
+ *         if not _plain_int(item, &v) or v < lo or v > hi:
  *             return False             # <<<<<<<<<<<<<<
- *         out[i] = <int_t>v
- *     return True
+ *         narrow = <int_t>v
+ *         memcpy(<char *>out + i * sizeof(int_t), &narrow, sizeof(int_t))  # out need not be aligned
 */
       {
 
@@ -3587,29 +8655,38 @@ static int __pyx_fuse_1__pyx_f_11memora_lite_5_rows__pack(PyObject *__pyx_v_valu
       }
       goto __pyx_L0;
 
-      /* "memora_lite/_rows.pyx":99
- *         if not mlite_compact_long(item, &v):
- *             v = PyLong_AsLongLongAndOverflow(item, &overflow)
- *         if overflow or v < lo or v > hi:             # <<<<<<<<<<<<<<
+      /* "memora_lite/_rows.pyx":279
+ *     for i in range(n):
+ *         item = PyList_GET_ITEM(values, i)
+ *         if not _plain_int(item, &v) or v < lo or v > hi:             # <<<<<<<<<<<<<<
  *             return False
- *         out[i] = <int_t>v
+ *         narrow = <int_t>v
 */
     }
 
-    /* "memora_lite/_rows.pyx":101
- *         if overflow or v < lo or v > hi:
+    /* "memora_lite/_rows.pyx":281
+ *         if not _plain_int(item, &v) or v < lo or v > hi:
  *             return False
- *         out[i] = <int_t>v             # <<<<<<<<<<<<<<
+ *         narrow = <int_t>v             # <<<<<<<<<<<<<<
+ *         memcpy(<char *>out + i * sizeof(int_t), &narrow, sizeof(int_t))  # out need not be aligned
+ *     return True
+*/
+    __pyx_v_narrow = ((int16_t)__pyx_v_v);
+
+    /* "memora_lite/_rows.pyx":282
+ *             return False
+ *         narrow = <int_t>v
+ *         memcpy(<char *>out + i * sizeof(int_t), &narrow, sizeof(int_t))  # out need not be aligned             # <<<<<<<<<<<<<<
  *     return True
  * 
 */
-    (__pyx_v_out[__pyx_v_i]) = ((int16_t)__pyx_v_v);
+    (void)(memcpy((((char *)__pyx_v_out) + (__pyx_v_i * (sizeof(int16_t)))), (&__pyx_v_narrow), (sizeof(int16_t))));
   }
 
 
-  /* "memora_lite/_rows.pyx":102
- *             return False
- *         out[i] = <int_t>v
+  /* "memora_lite/_rows.pyx":283
+ *         narrow = <int_t>v
+ *         memcpy(<char *>out + i * sizeof(int_t), &narrow, sizeof(int_t))  # out need not be aligned
  *     return True             # <<<<<<<<<<<<<<
  * 
  * 
@@ -3620,7 +8697,7 @@ static int __pyx_fuse_1__pyx_f_11memora_lite_5_rows__pack(PyObject *__pyx_v_valu
   }
   goto __pyx_L0;
 
-  /* "memora_lite/_rows.pyx":88
+  /* "memora_lite/_rows.pyx":272
  * 
  * 
  * cdef bint _pack(object values, Py_ssize_t n, long long lo, long long hi, int_t *out) noexcept:             # <<<<<<<<<<<<<<
@@ -3641,8 +8718,8 @@ static int __pyx_fuse_1__pyx_f_11memora_lite_5_rows__pack(PyObject *__pyx_v_valu
 static int __pyx_fuse_2__pyx_f_11memora_lite_5_rows__pack(PyObject *__pyx_v_values, Py_ssize_t __pyx_v_n, PY_LONG_LONG __pyx_v_lo, PY_LONG_LONG __pyx_v_hi, int32_t *__pyx_v_out) {
   Py_ssize_t __pyx_v_i;
   PY_LONG_LONG __pyx_v_v;
-  int __pyx_v_overflow;
   PyObject *__pyx_v_item;
+  int32_t __pyx_v_narrow;
   int __pyx_r;
   Py_ssize_t __pyx_t_1;
   Py_ssize_t __pyx_t_2;
@@ -3650,21 +8727,12 @@ static int __pyx_fuse_2__pyx_f_11memora_lite_5_rows__pack(PyObject *__pyx_v_valu
   int __pyx_t_4;
   int __pyx_t_5;
 
-  /* "memora_lite/_rows.pyx":91
- *     cdef Py_ssize_t i
- *     cdef long long v
- *     cdef int overflow = 0             # <<<<<<<<<<<<<<
+  /* "memora_lite/_rows.pyx":277
  *     cdef PyObject *item
- *     for i in range(n):
-*/
-  __pyx_v_overflow = 0;
-
-  /* "memora_lite/_rows.pyx":93
- *     cdef int overflow = 0
- *     cdef PyObject *item
+ *     cdef int_t narrow
  *     for i in range(n):             # <<<<<<<<<<<<<<
  *         item = PyList_GET_ITEM(values, i)
- *         if not PyLong_CheckExact(item):
+ *         if not _plain_int(item, &v) or v < lo or v > hi:
 */
 
   __pyx_t_1 = __pyx_v_n;
@@ -3673,87 +8741,23 @@ static int __pyx_fuse_2__pyx_f_11memora_lite_5_rows__pack(PyObject *__pyx_v_valu
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "memora_lite/_rows.pyx":94
- *     cdef PyObject *item
+    /* "memora_lite/_rows.pyx":278
+ *     cdef int_t narrow
  *     for i in range(n):
  *         item = PyList_GET_ITEM(values, i)             # <<<<<<<<<<<<<<
- *         if not PyLong_CheckExact(item):
+ *         if not _plain_int(item, &v) or v < lo or v > hi:
  *             return False
 */
     __pyx_v_item = PyList_GET_ITEM(__pyx_v_values, __pyx_v_i);
 
-    /* "memora_lite/_rows.pyx":95
+    /* "memora_lite/_rows.pyx":279
  *     for i in range(n):
  *         item = PyList_GET_ITEM(values, i)
- *         if not PyLong_CheckExact(item):             # <<<<<<<<<<<<<<
+ *         if not _plain_int(item, &v) or v < lo or v > hi:             # <<<<<<<<<<<<<<
  *             return False
- *         if not mlite_compact_long(item, &v):
+ *         narrow = <int_t>v
 */
-    __pyx_t_4 = (!PyLong_CheckExact(__pyx_v_item));
-
-    if (__pyx_t_4) {
-
-
-      /* "memora_lite/_rows.pyx":96
- *         item = PyList_GET_ITEM(values, i)
- *         if not PyLong_CheckExact(item):
- *             return False             # <<<<<<<<<<<<<<
- *         if not mlite_compact_long(item, &v):
- *             v = PyLong_AsLongLongAndOverflow(item, &overflow)
-*/
-      {
-
-        __pyx_r = 0;
-      }
-      goto __pyx_L0;
-
-      /* "memora_lite/_rows.pyx":95
- *     for i in range(n):
- *         item = PyList_GET_ITEM(values, i)
- *         if not PyLong_CheckExact(item):             # <<<<<<<<<<<<<<
- *             return False
- *         if not mlite_compact_long(item, &v):
-*/
-    }
-
-    /* "memora_lite/_rows.pyx":97
- *         if not PyLong_CheckExact(item):
- *             return False
- *         if not mlite_compact_long(item, &v):             # <<<<<<<<<<<<<<
- *             v = PyLong_AsLongLongAndOverflow(item, &overflow)
- *         if overflow or v < lo or v > hi:
-*/
-    __pyx_t_4 = (!mlite_compact_long(__pyx_v_item, (&__pyx_v_v)));
-
-    if (__pyx_t_4) {
-
-
-      /* "memora_lite/_rows.pyx":98
- *             return False
- *         if not mlite_compact_long(item, &v):
- *             v = PyLong_AsLongLongAndOverflow(item, &overflow)             # <<<<<<<<<<<<<<
- *         if overflow or v < lo or v > hi:
- *             return False
-*/
-      __pyx_v_v = PyLong_AsLongLongAndOverflow(__pyx_v_item, (&__pyx_v_overflow));
-
-      /* "memora_lite/_rows.pyx":97
- *         if not PyLong_CheckExact(item):
- *             return False
- *         if not mlite_compact_long(item, &v):             # <<<<<<<<<<<<<<
- *             v = PyLong_AsLongLongAndOverflow(item, &overflow)
- *         if overflow or v < lo or v > hi:
-*/
-    }
-
-    /* "memora_lite/_rows.pyx":99
- *         if not mlite_compact_long(item, &v):
- *             v = PyLong_AsLongLongAndOverflow(item, &overflow)
- *         if overflow or v < lo or v > hi:             # <<<<<<<<<<<<<<
- *             return False
- *         out[i] = <int_t>v
-*/
-    __pyx_t_5 = (__pyx_v_overflow != 0);
+    __pyx_t_5 = (!__pyx_f_11memora_lite_5_rows__plain_int(__pyx_v_item, (&__pyx_v_v)));
 
     if (!__pyx_t_5) {
 
@@ -3761,7 +8765,7 @@ static int __pyx_fuse_2__pyx_f_11memora_lite_5_rows__pack(PyObject *__pyx_v_valu
 
       __pyx_t_4 = __pyx_t_5;
 
-      goto __pyx_L8_bool_binop_done;
+      goto __pyx_L6_bool_binop_done;
     }
     __pyx_t_5 = (__pyx_v_v < __pyx_v_lo);
 
@@ -3771,23 +8775,23 @@ static int __pyx_fuse_2__pyx_f_11memora_lite_5_rows__pack(PyObject *__pyx_v_valu
 
       __pyx_t_4 = __pyx_t_5;
 
-      goto __pyx_L8_bool_binop_done;
+      goto __pyx_L6_bool_binop_done;
     }
     __pyx_t_5 = (__pyx_v_v > __pyx_v_hi);
 
 
     __pyx_t_4 = __pyx_t_5;
 
-    __pyx_L8_bool_binop_done:;
+    __pyx_L6_bool_binop_done:;
     if (__pyx_t_4) {
 
 
-      /* "memora_lite/_rows.pyx":100
- *             v = PyLong_AsLongLongAndOverflow(item, &overflow)
- *         if overflow or v < lo or v > hi:
+      /* "memora_lite/_rows.pyx":280
+ *         item = PyList_GET_ITEM(values, i)
+ *         if not _plain_int(item, &v) or v < lo or v > hi:
  *             return False             # <<<<<<<<<<<<<<
- *         out[i] = <int_t>v
- *     return True
+ *         narrow = <int_t>v
+ *         memcpy(<char *>out + i * sizeof(int_t), &narrow, sizeof(int_t))  # out need not be aligned
 */
       {
 
@@ -3795,29 +8799,38 @@ static int __pyx_fuse_2__pyx_f_11memora_lite_5_rows__pack(PyObject *__pyx_v_valu
       }
       goto __pyx_L0;
 
-      /* "memora_lite/_rows.pyx":99
- *         if not mlite_compact_long(item, &v):
- *             v = PyLong_AsLongLongAndOverflow(item, &overflow)
- *         if overflow or v < lo or v > hi:             # <<<<<<<<<<<<<<
+      /* "memora_lite/_rows.pyx":279
+ *     for i in range(n):
+ *         item = PyList_GET_ITEM(values, i)
+ *         if not _plain_int(item, &v) or v < lo or v > hi:             # <<<<<<<<<<<<<<
  *             return False
- *         out[i] = <int_t>v
+ *         narrow = <int_t>v
 */
     }
 
-    /* "memora_lite/_rows.pyx":101
- *         if overflow or v < lo or v > hi:
+    /* "memora_lite/_rows.pyx":281
+ *         if not _plain_int(item, &v) or v < lo or v > hi:
  *             return False
- *         out[i] = <int_t>v             # <<<<<<<<<<<<<<
+ *         narrow = <int_t>v             # <<<<<<<<<<<<<<
+ *         memcpy(<char *>out + i * sizeof(int_t), &narrow, sizeof(int_t))  # out need not be aligned
+ *     return True
+*/
+    __pyx_v_narrow = ((int32_t)__pyx_v_v);
+
+    /* "memora_lite/_rows.pyx":282
+ *             return False
+ *         narrow = <int_t>v
+ *         memcpy(<char *>out + i * sizeof(int_t), &narrow, sizeof(int_t))  # out need not be aligned             # <<<<<<<<<<<<<<
  *     return True
  * 
 */
-    (__pyx_v_out[__pyx_v_i]) = ((int32_t)__pyx_v_v);
+    (void)(memcpy((((char *)__pyx_v_out) + (__pyx_v_i * (sizeof(int32_t)))), (&__pyx_v_narrow), (sizeof(int32_t))));
   }
 
 
-  /* "memora_lite/_rows.pyx":102
- *             return False
- *         out[i] = <int_t>v
+  /* "memora_lite/_rows.pyx":283
+ *         narrow = <int_t>v
+ *         memcpy(<char *>out + i * sizeof(int_t), &narrow, sizeof(int_t))  # out need not be aligned
  *     return True             # <<<<<<<<<<<<<<
  * 
  * 
@@ -3828,7 +8841,7 @@ static int __pyx_fuse_2__pyx_f_11memora_lite_5_rows__pack(PyObject *__pyx_v_valu
   }
   goto __pyx_L0;
 
-  /* "memora_lite/_rows.pyx":88
+  /* "memora_lite/_rows.pyx":272
  * 
  * 
  * cdef bint _pack(object values, Py_ssize_t n, long long lo, long long hi, int_t *out) noexcept:             # <<<<<<<<<<<<<<
@@ -3849,8 +8862,8 @@ static int __pyx_fuse_2__pyx_f_11memora_lite_5_rows__pack(PyObject *__pyx_v_valu
 static int __pyx_fuse_3__pyx_f_11memora_lite_5_rows__pack(PyObject *__pyx_v_values, Py_ssize_t __pyx_v_n, PY_LONG_LONG __pyx_v_lo, PY_LONG_LONG __pyx_v_hi, int64_t *__pyx_v_out) {
   Py_ssize_t __pyx_v_i;
   PY_LONG_LONG __pyx_v_v;
-  int __pyx_v_overflow;
   PyObject *__pyx_v_item;
+  int64_t __pyx_v_narrow;
   int __pyx_r;
   Py_ssize_t __pyx_t_1;
   Py_ssize_t __pyx_t_2;
@@ -3858,21 +8871,12 @@ static int __pyx_fuse_3__pyx_f_11memora_lite_5_rows__pack(PyObject *__pyx_v_valu
   int __pyx_t_4;
   int __pyx_t_5;
 
-  /* "memora_lite/_rows.pyx":91
- *     cdef Py_ssize_t i
- *     cdef long long v
- *     cdef int overflow = 0             # <<<<<<<<<<<<<<
+  /* "memora_lite/_rows.pyx":277
  *     cdef PyObject *item
- *     for i in range(n):
-*/
-  __pyx_v_overflow = 0;
-
-  /* "memora_lite/_rows.pyx":93
- *     cdef int overflow = 0
- *     cdef PyObject *item
+ *     cdef int_t narrow
  *     for i in range(n):             # <<<<<<<<<<<<<<
  *         item = PyList_GET_ITEM(values, i)
- *         if not PyLong_CheckExact(item):
+ *         if not _plain_int(item, &v) or v < lo or v > hi:
 */
 
   __pyx_t_1 = __pyx_v_n;
@@ -3881,87 +8885,23 @@ static int __pyx_fuse_3__pyx_f_11memora_lite_5_rows__pack(PyObject *__pyx_v_valu
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "memora_lite/_rows.pyx":94
- *     cdef PyObject *item
+    /* "memora_lite/_rows.pyx":278
+ *     cdef int_t narrow
  *     for i in range(n):
  *         item = PyList_GET_ITEM(values, i)             # <<<<<<<<<<<<<<
- *         if not PyLong_CheckExact(item):
+ *         if not _plain_int(item, &v) or v < lo or v > hi:
  *             return False
 */
     __pyx_v_item = PyList_GET_ITEM(__pyx_v_values, __pyx_v_i);
 
-    /* "memora_lite/_rows.pyx":95
+    /* "memora_lite/_rows.pyx":279
  *     for i in range(n):
  *         item = PyList_GET_ITEM(values, i)
- *         if not PyLong_CheckExact(item):             # <<<<<<<<<<<<<<
+ *         if not _plain_int(item, &v) or v < lo or v > hi:             # <<<<<<<<<<<<<<
  *             return False
- *         if not mlite_compact_long(item, &v):
+ *         narrow = <int_t>v
 */
-    __pyx_t_4 = (!PyLong_CheckExact(__pyx_v_item));
-
-    if (__pyx_t_4) {
-
-
-      /* "memora_lite/_rows.pyx":96
- *         item = PyList_GET_ITEM(values, i)
- *         if not PyLong_CheckExact(item):
- *             return False             # <<<<<<<<<<<<<<
- *         if not mlite_compact_long(item, &v):
- *             v = PyLong_AsLongLongAndOverflow(item, &overflow)
-*/
-      {
-
-        __pyx_r = 0;
-      }
-      goto __pyx_L0;
-
-      /* "memora_lite/_rows.pyx":95
- *     for i in range(n):
- *         item = PyList_GET_ITEM(values, i)
- *         if not PyLong_CheckExact(item):             # <<<<<<<<<<<<<<
- *             return False
- *         if not mlite_compact_long(item, &v):
-*/
-    }
-
-    /* "memora_lite/_rows.pyx":97
- *         if not PyLong_CheckExact(item):
- *             return False
- *         if not mlite_compact_long(item, &v):             # <<<<<<<<<<<<<<
- *             v = PyLong_AsLongLongAndOverflow(item, &overflow)
- *         if overflow or v < lo or v > hi:
-*/
-    __pyx_t_4 = (!mlite_compact_long(__pyx_v_item, (&__pyx_v_v)));
-
-    if (__pyx_t_4) {
-
-
-      /* "memora_lite/_rows.pyx":98
- *             return False
- *         if not mlite_compact_long(item, &v):
- *             v = PyLong_AsLongLongAndOverflow(item, &overflow)             # <<<<<<<<<<<<<<
- *         if overflow or v < lo or v > hi:
- *             return False
-*/
-      __pyx_v_v = PyLong_AsLongLongAndOverflow(__pyx_v_item, (&__pyx_v_overflow));
-
-      /* "memora_lite/_rows.pyx":97
- *         if not PyLong_CheckExact(item):
- *             return False
- *         if not mlite_compact_long(item, &v):             # <<<<<<<<<<<<<<
- *             v = PyLong_AsLongLongAndOverflow(item, &overflow)
- *         if overflow or v < lo or v > hi:
-*/
-    }
-
-    /* "memora_lite/_rows.pyx":99
- *         if not mlite_compact_long(item, &v):
- *             v = PyLong_AsLongLongAndOverflow(item, &overflow)
- *         if overflow or v < lo or v > hi:             # <<<<<<<<<<<<<<
- *             return False
- *         out[i] = <int_t>v
-*/
-    __pyx_t_5 = (__pyx_v_overflow != 0);
+    __pyx_t_5 = (!__pyx_f_11memora_lite_5_rows__plain_int(__pyx_v_item, (&__pyx_v_v)));
 
     if (!__pyx_t_5) {
 
@@ -3969,7 +8909,7 @@ static int __pyx_fuse_3__pyx_f_11memora_lite_5_rows__pack(PyObject *__pyx_v_valu
 
       __pyx_t_4 = __pyx_t_5;
 
-      goto __pyx_L8_bool_binop_done;
+      goto __pyx_L6_bool_binop_done;
     }
     __pyx_t_5 = (__pyx_v_v < __pyx_v_lo);
 
@@ -3979,23 +8919,23 @@ static int __pyx_fuse_3__pyx_f_11memora_lite_5_rows__pack(PyObject *__pyx_v_valu
 
       __pyx_t_4 = __pyx_t_5;
 
-      goto __pyx_L8_bool_binop_done;
+      goto __pyx_L6_bool_binop_done;
     }
     __pyx_t_5 = (__pyx_v_v > __pyx_v_hi);
 
 
     __pyx_t_4 = __pyx_t_5;
 
-    __pyx_L8_bool_binop_done:;
+    __pyx_L6_bool_binop_done:;
     if (__pyx_t_4) {
 
 
-      /* "memora_lite/_rows.pyx":100
- *             v = PyLong_AsLongLongAndOverflow(item, &overflow)
- *         if overflow or v < lo or v > hi:
+      /* "memora_lite/_rows.pyx":280
+ *         item = PyList_GET_ITEM(values, i)
+ *         if not _plain_int(item, &v) or v < lo or v > hi:
  *             return False             # <<<<<<<<<<<<<<
- *         out[i] = <int_t>v
- *     return True
+ *         narrow = <int_t>v
+ *         memcpy(<char *>out + i * sizeof(int_t), &narrow, sizeof(int_t))  # out need not be aligned
 */
       {
 
@@ -4003,29 +8943,38 @@ static int __pyx_fuse_3__pyx_f_11memora_lite_5_rows__pack(PyObject *__pyx_v_valu
       }
       goto __pyx_L0;
 
-      /* "memora_lite/_rows.pyx":99
- *         if not mlite_compact_long(item, &v):
- *             v = PyLong_AsLongLongAndOverflow(item, &overflow)
- *         if overflow or v < lo or v > hi:             # <<<<<<<<<<<<<<
+      /* "memora_lite/_rows.pyx":279
+ *     for i in range(n):
+ *         item = PyList_GET_ITEM(values, i)
+ *         if not _plain_int(item, &v) or v < lo or v > hi:             # <<<<<<<<<<<<<<
  *             return False
- *         out[i] = <int_t>v
+ *         narrow = <int_t>v
 */
     }
 
-    /* "memora_lite/_rows.pyx":101
- *         if overflow or v < lo or v > hi:
+    /* "memora_lite/_rows.pyx":281
+ *         if not _plain_int(item, &v) or v < lo or v > hi:
  *             return False
- *         out[i] = <int_t>v             # <<<<<<<<<<<<<<
+ *         narrow = <int_t>v             # <<<<<<<<<<<<<<
+ *         memcpy(<char *>out + i * sizeof(int_t), &narrow, sizeof(int_t))  # out need not be aligned
+ *     return True
+*/
+    __pyx_v_narrow = ((int64_t)__pyx_v_v);
+
+    /* "memora_lite/_rows.pyx":282
+ *             return False
+ *         narrow = <int_t>v
+ *         memcpy(<char *>out + i * sizeof(int_t), &narrow, sizeof(int_t))  # out need not be aligned             # <<<<<<<<<<<<<<
  *     return True
  * 
 */
-    (__pyx_v_out[__pyx_v_i]) = ((int64_t)__pyx_v_v);
+    (void)(memcpy((((char *)__pyx_v_out) + (__pyx_v_i * (sizeof(int64_t)))), (&__pyx_v_narrow), (sizeof(int64_t))));
   }
 
 
-  /* "memora_lite/_rows.pyx":102
- *             return False
- *         out[i] = <int_t>v
+  /* "memora_lite/_rows.pyx":283
+ *         narrow = <int_t>v
+ *         memcpy(<char *>out + i * sizeof(int_t), &narrow, sizeof(int_t))  # out need not be aligned
  *     return True             # <<<<<<<<<<<<<<
  * 
  * 
@@ -4036,7 +8985,7 @@ static int __pyx_fuse_3__pyx_f_11memora_lite_5_rows__pack(PyObject *__pyx_v_valu
   }
   goto __pyx_L0;
 
-  /* "memora_lite/_rows.pyx":88
+  /* "memora_lite/_rows.pyx":272
  * 
  * 
  * cdef bint _pack(object values, Py_ssize_t n, long long lo, long long hi, int_t *out) noexcept:             # <<<<<<<<<<<<<<
@@ -4054,7 +9003,193 @@ static int __pyx_fuse_3__pyx_f_11memora_lite_5_rows__pack(PyObject *__pyx_v_valu
   return __pyx_r;
 }
 
-/* "memora_lite/_rows.pyx":105
+/* "memora_lite/_rows.pyx":286
+ * 
+ * 
+ * cdef bint _pack_list(object values, long long lo, long long hi, int size, char *out, Py_ssize_t nbytes) noexcept:             # <<<<<<<<<<<<<<
+ *     """Pack a list of plain ints into ``out`` as little-endian ints of ``size`` bytes; False if an
+ *     element is not a plain int in ``[lo, hi]`` or the list changed length since it was measured."""
+*/
+
+static int __pyx_f_11memora_lite_5_rows__pack_list(PyObject *__pyx_v_values, PY_LONG_LONG __pyx_v_lo, PY_LONG_LONG __pyx_v_hi, int __pyx_v_size, char *__pyx_v_out, Py_ssize_t __pyx_v_nbytes) {
+  Py_ssize_t __pyx_v_n;
+  int __pyx_r;
+  int __pyx_t_1;
+
+  /* "memora_lite/_rows.pyx":289
+ *     """Pack a list of plain ints into ``out`` as little-endian ints of ``size`` bytes; False if an
+ *     element is not a plain int in ``[lo, hi]`` or the list changed length since it was measured."""
+ *     cdef Py_ssize_t n = PyList_GET_SIZE(values)             # <<<<<<<<<<<<<<
+ *     if n * size != nbytes:
+ *         return False
+*/
+  __pyx_v_n = PyList_GET_SIZE(__pyx_v_values);
+
+  /* "memora_lite/_rows.pyx":290
+ *     element is not a plain int in ``[lo, hi]`` or the list changed length since it was measured."""
+ *     cdef Py_ssize_t n = PyList_GET_SIZE(values)
+ *     if n * size != nbytes:             # <<<<<<<<<<<<<<
+ *         return False
+ *     # Little-endian hosts only (x86-64, arm64), like the store's files; one loop per width.
+*/
+  __pyx_t_1 = ((__pyx_v_n * __pyx_v_size) != __pyx_v_nbytes);
+
+  if (__pyx_t_1) {
+
+
+    /* "memora_lite/_rows.pyx":291
+ *     cdef Py_ssize_t n = PyList_GET_SIZE(values)
+ *     if n * size != nbytes:
+ *         return False             # <<<<<<<<<<<<<<
+ *     # Little-endian hosts only (x86-64, arm64), like the store's files; one loop per width.
+ *     if size == 1:
+*/
+    {
+
+      __pyx_r = 0;
+    }
+    goto __pyx_L0;
+
+    /* "memora_lite/_rows.pyx":290
+ *     element is not a plain int in ``[lo, hi]`` or the list changed length since it was measured."""
+ *     cdef Py_ssize_t n = PyList_GET_SIZE(values)
+ *     if n * size != nbytes:             # <<<<<<<<<<<<<<
+ *         return False
+ *     # Little-endian hosts only (x86-64, arm64), like the store's files; one loop per width.
+*/
+  }
+
+  /* "memora_lite/_rows.pyx":293
+ *         return False
+ *     # Little-endian hosts only (x86-64, arm64), like the store's files; one loop per width.
+ *     if size == 1:             # <<<<<<<<<<<<<<
+ *         return _pack(values, n, lo, hi, <int8_t *>out)
+ *     if size == 2:
+*/
+  __pyx_t_1 = (__pyx_v_size == 1);
+
+  if (__pyx_t_1) {
+
+
+    /* "memora_lite/_rows.pyx":294
+ *     # Little-endian hosts only (x86-64, arm64), like the store's files; one loop per width.
+ *     if size == 1:
+ *         return _pack(values, n, lo, hi, <int8_t *>out)             # <<<<<<<<<<<<<<
+ *     if size == 2:
+ *         return _pack(values, n, lo, hi, <int16_t *>out)
+*/
+    {
+
+      __pyx_r = __pyx_fuse_0__pyx_f_11memora_lite_5_rows__pack(__pyx_v_values, __pyx_v_n, __pyx_v_lo, __pyx_v_hi, ((int8_t *)__pyx_v_out));
+    }
+    goto __pyx_L0;
+
+    /* "memora_lite/_rows.pyx":293
+ *         return False
+ *     # Little-endian hosts only (x86-64, arm64), like the store's files; one loop per width.
+ *     if size == 1:             # <<<<<<<<<<<<<<
+ *         return _pack(values, n, lo, hi, <int8_t *>out)
+ *     if size == 2:
+*/
+  }
+
+  /* "memora_lite/_rows.pyx":295
+ *     if size == 1:
+ *         return _pack(values, n, lo, hi, <int8_t *>out)
+ *     if size == 2:             # <<<<<<<<<<<<<<
+ *         return _pack(values, n, lo, hi, <int16_t *>out)
+ *     if size == 4:
+*/
+  __pyx_t_1 = (__pyx_v_size == 2);
+
+  if (__pyx_t_1) {
+
+
+    /* "memora_lite/_rows.pyx":296
+ *         return _pack(values, n, lo, hi, <int8_t *>out)
+ *     if size == 2:
+ *         return _pack(values, n, lo, hi, <int16_t *>out)             # <<<<<<<<<<<<<<
+ *     if size == 4:
+ *         return _pack(values, n, lo, hi, <int32_t *>out)
+*/
+    {
+
+      __pyx_r = __pyx_fuse_1__pyx_f_11memora_lite_5_rows__pack(__pyx_v_values, __pyx_v_n, __pyx_v_lo, __pyx_v_hi, ((int16_t *)__pyx_v_out));
+    }
+    goto __pyx_L0;
+
+    /* "memora_lite/_rows.pyx":295
+ *     if size == 1:
+ *         return _pack(values, n, lo, hi, <int8_t *>out)
+ *     if size == 2:             # <<<<<<<<<<<<<<
+ *         return _pack(values, n, lo, hi, <int16_t *>out)
+ *     if size == 4:
+*/
+  }
+
+  /* "memora_lite/_rows.pyx":297
+ *     if size == 2:
+ *         return _pack(values, n, lo, hi, <int16_t *>out)
+ *     if size == 4:             # <<<<<<<<<<<<<<
+ *         return _pack(values, n, lo, hi, <int32_t *>out)
+ *     return _pack(values, n, lo, hi, <int64_t *>out)
+*/
+  __pyx_t_1 = (__pyx_v_size == 4);
+
+  if (__pyx_t_1) {
+
+
+    /* "memora_lite/_rows.pyx":298
+ *         return _pack(values, n, lo, hi, <int16_t *>out)
+ *     if size == 4:
+ *         return _pack(values, n, lo, hi, <int32_t *>out)             # <<<<<<<<<<<<<<
+ *     return _pack(values, n, lo, hi, <int64_t *>out)
+ * 
+*/
+    {
+
+      __pyx_r = __pyx_fuse_2__pyx_f_11memora_lite_5_rows__pack(__pyx_v_values, __pyx_v_n, __pyx_v_lo, __pyx_v_hi, ((int32_t *)__pyx_v_out));
+    }
+    goto __pyx_L0;
+
+    /* "memora_lite/_rows.pyx":297
+ *     if size == 2:
+ *         return _pack(values, n, lo, hi, <int16_t *>out)
+ *     if size == 4:             # <<<<<<<<<<<<<<
+ *         return _pack(values, n, lo, hi, <int32_t *>out)
+ *     return _pack(values, n, lo, hi, <int64_t *>out)
+*/
+  }
+
+  /* "memora_lite/_rows.pyx":299
+ *     if size == 4:
+ *         return _pack(values, n, lo, hi, <int32_t *>out)
+ *     return _pack(values, n, lo, hi, <int64_t *>out)             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  {
+
+    __pyx_r = __pyx_fuse_3__pyx_f_11memora_lite_5_rows__pack(__pyx_v_values, __pyx_v_n, __pyx_v_lo, __pyx_v_hi, ((int64_t *)__pyx_v_out));
+  }
+  goto __pyx_L0;
+
+  /* "memora_lite/_rows.pyx":286
+ * 
+ * 
+ * cdef bint _pack_list(object values, long long lo, long long hi, int size, char *out, Py_ssize_t nbytes) noexcept:             # <<<<<<<<<<<<<<
+ *     """Pack a list of plain ints into ``out`` as little-endian ints of ``size`` bytes; False if an
+ *     element is not a plain int in ``[lo, hi]`` or the list changed length since it was measured."""
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+
+
+  return __pyx_r;
+}
+
+/* "memora_lite/_rows.pyx":302
  * 
  * 
  * def build_rows(type row_type, tuple names, list columns) -> list:             # <<<<<<<<<<<<<<
@@ -4063,16 +9198,16 @@ static int __pyx_fuse_3__pyx_f_11memora_lite_5_rows__pack(PyObject *__pyx_v_valu
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_11memora_lite_5_rows_3build_rows(PyObject *__pyx_self, 
+static PyObject *__pyx_pw_11memora_lite_5_rows_1build_rows(PyObject *__pyx_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_11memora_lite_5_rows_2build_rows, "Result rows from columns of values: row ``i`` maps ``names[k]`` to ``columns[k][i]``.\n\n    ``row_type`` is a dict subclass with an ``_order`` slot (``results.Row``), set to\n    ``names`` in every row; each column is a list, all of one length.\n\n    >>> from memora_lite.results import Row\n    >>> rows = build_rows(Row, (\"x\", \"id\"), [[\"a\", \"b\"], [1, 2]])\n    >>> rows[1], rows[1][0]\n    ({\047x\047: \047b\047, \047id\047: 2}, \047b\047)\n    ");
-static PyMethodDef __pyx_mdef_11memora_lite_5_rows_3build_rows = {"build_rows", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_11memora_lite_5_rows_3build_rows, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_11memora_lite_5_rows_2build_rows};
-static PyObject *__pyx_pw_11memora_lite_5_rows_3build_rows(PyObject *__pyx_self, 
+PyDoc_STRVAR(__pyx_doc_11memora_lite_5_rows_build_rows, "Result rows from columns of values: row ``i`` maps ``names[k]`` to ``columns[k][i]``.\n\n    ``row_type`` is a dict subclass with an ``_order`` slot (``results.Row``), set to\n    ``names`` in every row; each column is a list, all of one length.\n\n    >>> from memora_lite.results import Row\n    >>> rows = build_rows(Row, (\"x\", \"id\"), [[\"a\", \"b\"], [1, 2]])\n    >>> rows[1], rows[1][0]\n    ({\047x\047: \047b\047, \047id\047: 2}, \047b\047)\n    ");
+static PyMethodDef __pyx_mdef_11memora_lite_5_rows_1build_rows = {"build_rows", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_11memora_lite_5_rows_1build_rows, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_11memora_lite_5_rows_build_rows};
+static PyObject *__pyx_pw_11memora_lite_5_rows_1build_rows(PyObject *__pyx_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -4104,38 +9239,38 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_row_type,&__pyx_mstate_global->__pyx_n_u_names,&__pyx_mstate_global->__pyx_n_u_columns,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 105, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 302, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 105, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 302, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 105, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 302, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 105, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 302, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "build_rows", 0) < (0)) __PYX_ERR(0, 105, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "build_rows", 0) < (0)) __PYX_ERR(0, 302, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 3; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("build_rows", 1, 3, 3, i); __PYX_ERR(0, 105, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("build_rows", 1, 3, 3, i); __PYX_ERR(0, 302, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 3)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 105, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 302, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 105, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 302, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 105, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 302, __pyx_L3_error)
     }
     __pyx_v_row_type = ((PyTypeObject*)values[0]);
     __pyx_v_names = ((PyObject*)values[1]);
@@ -4143,7 +9278,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("build_rows", 1, 3, 3, __pyx_nargs); __PYX_ERR(0, 105, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("build_rows", 1, 3, 3, __pyx_nargs); __PYX_ERR(0, 302, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -4154,10 +9289,10 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_row_type), (&PyType_Type), 1, "row_type", 1))) __PYX_ERR(0, 105, __pyx_L1_error)
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_names), (&PyTuple_Type), 1, "names", 1))) __PYX_ERR(0, 105, __pyx_L1_error)
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_columns), (&PyList_Type), 1, "columns", 1))) __PYX_ERR(0, 105, __pyx_L1_error)
-  __pyx_r = __pyx_pf_11memora_lite_5_rows_2build_rows(__pyx_self, __pyx_v_row_type, __pyx_v_names, __pyx_v_columns);
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_row_type), (&PyType_Type), 1, "row_type", 1))) __PYX_ERR(0, 302, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_names), (&PyTuple_Type), 1, "names", 1))) __PYX_ERR(0, 302, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_columns), (&PyList_Type), 1, "columns", 1))) __PYX_ERR(0, 302, __pyx_L1_error)
+  __pyx_r = __pyx_pf_11memora_lite_5_rows_build_rows(__pyx_self, __pyx_v_row_type, __pyx_v_names, __pyx_v_columns);
 
   /* function exit code */
   goto __pyx_L0;
@@ -4176,7 +9311,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_11memora_lite_5_rows_2build_rows(CYTHON_UNUSED PyObject *__pyx_self, PyTypeObject *__pyx_v_row_type, PyObject *__pyx_v_names, PyObject *__pyx_v_columns) {
+static PyObject *__pyx_pf_11memora_lite_5_rows_build_rows(CYTHON_UNUSED PyObject *__pyx_self, PyTypeObject *__pyx_v_row_type, PyObject *__pyx_v_names, PyObject *__pyx_v_columns) {
   Py_ssize_t __pyx_v_m;
   Py_ssize_t __pyx_v_n;
   Py_ssize_t __pyx_v_i;
@@ -4206,7 +9341,7 @@ static PyObject *__pyx_pf_11memora_lite_5_rows_2build_rows(CYTHON_UNUSED PyObjec
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("build_rows", 0);
 
-  /* "memora_lite/_rows.pyx":116
+  /* "memora_lite/_rows.pyx":313
  *     ({'x': 'b', 'id': 2}, 'b')
  *     """
  *     cdef Py_ssize_t m = len(names), n, i, k             # <<<<<<<<<<<<<<
@@ -4215,12 +9350,12 @@ static PyObject *__pyx_pf_11memora_lite_5_rows_2build_rows(CYTHON_UNUSED PyObjec
 */
   if (unlikely(__pyx_v_names == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-    __PYX_ERR(0, 116, __pyx_L1_error)
+    __PYX_ERR(0, 313, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyTuple_GET_SIZE(__pyx_v_names); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(0, 116, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyTuple_GET_SIZE(__pyx_v_names); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(0, 313, __pyx_L1_error)
   __pyx_v_m = __pyx_t_1;
 
-  /* "memora_lite/_rows.pyx":119
+  /* "memora_lite/_rows.pyx":316
  *     cdef list out
  *     cdef object row
  *     if len(columns) != m:             # <<<<<<<<<<<<<<
@@ -4229,16 +9364,16 @@ static PyObject *__pyx_pf_11memora_lite_5_rows_2build_rows(CYTHON_UNUSED PyObjec
 */
   if (unlikely(__pyx_v_columns == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-    __PYX_ERR(0, 119, __pyx_L1_error)
+    __PYX_ERR(0, 316, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyList_GET_SIZE(__pyx_v_columns); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(0, 119, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyList_GET_SIZE(__pyx_v_columns); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(0, 316, __pyx_L1_error)
   __pyx_t_2 = (__pyx_t_1 != __pyx_v_m);
 
 
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "memora_lite/_rows.pyx":120
+    /* "memora_lite/_rows.pyx":317
  *     cdef object row
  *     if len(columns) != m:
  *         raise ValueError(f"{m} names but {len(columns)} columns")             # <<<<<<<<<<<<<<
@@ -4246,14 +9381,14 @@ static PyObject *__pyx_pf_11memora_lite_5_rows_2build_rows(CYTHON_UNUSED PyObjec
  *     for k in range(m):
 */
     __pyx_t_4 = NULL;
-    __pyx_t_5 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_m, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 120, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_m, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 317, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     if (unlikely(__pyx_v_columns == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-      __PYX_ERR(0, 120, __pyx_L1_error)
+      __PYX_ERR(0, 317, __pyx_L1_error)
     }
-    __pyx_t_1 = __Pyx_PyList_GET_SIZE(__pyx_v_columns); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(0, 120, __pyx_L1_error)
-    __pyx_t_6 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_t_1, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 120, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyList_GET_SIZE(__pyx_v_columns); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(0, 317, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_t_1, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 317, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
 
     __pyx_t_7[0] = __pyx_t_5;
@@ -4266,7 +9401,7 @@ static PyObject *__pyx_pf_11memora_lite_5_rows_2build_rows(CYTHON_UNUSED PyObjec
     #endif
     __pyx_t_8 = 0;
     __pyx_t_9 = __Pyx_PyUnicode_Join(__pyx_t_7, 4, __pyx_t_1, __pyx_t_8);
-    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 120, __pyx_L1_error)
+    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 317, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
@@ -4276,14 +9411,14 @@ static PyObject *__pyx_pf_11memora_lite_5_rows_2build_rows(CYTHON_UNUSED PyObjec
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_10, (2-__pyx_t_10) | (__pyx_t_10*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 120, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 317, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 120, __pyx_L1_error)
+    __PYX_ERR(0, 317, __pyx_L1_error)
 
-    /* "memora_lite/_rows.pyx":119
+    /* "memora_lite/_rows.pyx":316
  *     cdef list out
  *     cdef object row
  *     if len(columns) != m:             # <<<<<<<<<<<<<<
@@ -4292,7 +9427,7 @@ static PyObject *__pyx_pf_11memora_lite_5_rows_2build_rows(CYTHON_UNUSED PyObjec
 */
   }
 
-  /* "memora_lite/_rows.pyx":121
+  /* "memora_lite/_rows.pyx":318
  *     if len(columns) != m:
  *         raise ValueError(f"{m} names but {len(columns)} columns")
  *     n = len(<list>columns[0]) if m else 0             # <<<<<<<<<<<<<<
@@ -4304,15 +9439,15 @@ static PyObject *__pyx_pf_11memora_lite_5_rows_2build_rows(CYTHON_UNUSED PyObjec
   if (__pyx_t_2) {
     if (unlikely(__pyx_v_columns == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 121, __pyx_L1_error)
+      __PYX_ERR(0, 318, __pyx_L1_error)
     }
     __pyx_t_3 = __Pyx_PyList_GET_ITEM(__pyx_v_columns, 0);
     __Pyx_INCREF(__pyx_t_3);
     if (unlikely(__pyx_t_3 == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-      __PYX_ERR(0, 121, __pyx_L1_error)
+      __PYX_ERR(0, 318, __pyx_L1_error)
     }
-    __pyx_t_11 = __Pyx_PyList_GET_SIZE(__pyx_t_3); if (unlikely(__pyx_t_11 == ((Py_ssize_t)-1))) __PYX_ERR(0, 121, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyList_GET_SIZE(__pyx_t_3); if (unlikely(__pyx_t_11 == ((Py_ssize_t)-1))) __PYX_ERR(0, 318, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     __pyx_t_1 = __pyx_t_11;
   } else {
@@ -4322,7 +9457,7 @@ static PyObject *__pyx_pf_11memora_lite_5_rows_2build_rows(CYTHON_UNUSED PyObjec
 
   __pyx_v_n = __pyx_t_1;
 
-  /* "memora_lite/_rows.pyx":122
+  /* "memora_lite/_rows.pyx":319
  *         raise ValueError(f"{m} names but {len(columns)} columns")
  *     n = len(<list>columns[0]) if m else 0
  *     for k in range(m):             # <<<<<<<<<<<<<<
@@ -4336,7 +9471,7 @@ static PyObject *__pyx_pf_11memora_lite_5_rows_2build_rows(CYTHON_UNUSED PyObjec
   for (__pyx_t_12 = 0; __pyx_t_12 < __pyx_t_11; __pyx_t_12+=1) {
     __pyx_v_k = __pyx_t_12;
 
-    /* "memora_lite/_rows.pyx":123
+    /* "memora_lite/_rows.pyx":320
  *     n = len(<list>columns[0]) if m else 0
  *     for k in range(m):
  *         if len(<list>columns[k]) != n:             # <<<<<<<<<<<<<<
@@ -4345,15 +9480,15 @@ static PyObject *__pyx_pf_11memora_lite_5_rows_2build_rows(CYTHON_UNUSED PyObjec
 */
     if (unlikely(__pyx_v_columns == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 123, __pyx_L1_error)
+      __PYX_ERR(0, 320, __pyx_L1_error)
     }
     __pyx_t_3 = __Pyx_PyList_GET_ITEM(__pyx_v_columns, __pyx_v_k);
     __Pyx_INCREF(__pyx_t_3);
     if (unlikely(__pyx_t_3 == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-      __PYX_ERR(0, 123, __pyx_L1_error)
+      __PYX_ERR(0, 320, __pyx_L1_error)
     }
-    __pyx_t_13 = __Pyx_PyList_GET_SIZE(__pyx_t_3); if (unlikely(__pyx_t_13 == ((Py_ssize_t)-1))) __PYX_ERR(0, 123, __pyx_L1_error)
+    __pyx_t_13 = __Pyx_PyList_GET_SIZE(__pyx_t_3); if (unlikely(__pyx_t_13 == ((Py_ssize_t)-1))) __PYX_ERR(0, 320, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     __pyx_t_2 = (__pyx_t_13 != __pyx_v_n);
 
@@ -4361,7 +9496,7 @@ static PyObject *__pyx_pf_11memora_lite_5_rows_2build_rows(CYTHON_UNUSED PyObjec
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "memora_lite/_rows.pyx":124
+      /* "memora_lite/_rows.pyx":321
  *     for k in range(m):
  *         if len(<list>columns[k]) != n:
  *             raise ValueError("columns differ in length")             # <<<<<<<<<<<<<<
@@ -4374,14 +9509,14 @@ static PyObject *__pyx_pf_11memora_lite_5_rows_2build_rows(CYTHON_UNUSED PyObjec
         PyObject *__pyx_callargs[2] = {__pyx_t_9, __pyx_mstate_global->__pyx_kp_u_columns_differ_in_length};
         __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_10, (2-__pyx_t_10) | (__pyx_t_10*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 124, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 321, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_3);
       }
       __Pyx_Raise(__pyx_t_3, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 124, __pyx_L1_error)
+      __PYX_ERR(0, 321, __pyx_L1_error)
 
-      /* "memora_lite/_rows.pyx":123
+      /* "memora_lite/_rows.pyx":320
  *     n = len(<list>columns[0]) if m else 0
  *     for k in range(m):
  *         if len(<list>columns[k]) != n:             # <<<<<<<<<<<<<<
@@ -4392,38 +9527,38 @@ static PyObject *__pyx_pf_11memora_lite_5_rows_2build_rows(CYTHON_UNUSED PyObjec
   }
 
 
-  /* "memora_lite/_rows.pyx":125
+  /* "memora_lite/_rows.pyx":322
  *         if len(<list>columns[k]) != n:
  *             raise ValueError("columns differ in length")
  *     new = row_type.__new__             # <<<<<<<<<<<<<<
  *     out = [None] * n
  *     for i in range(n):
 */
-  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_row_type), __pyx_mstate_global->__pyx_n_u_new); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 125, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_row_type), __pyx_mstate_global->__pyx_n_u_new); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 322, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __pyx_v_new = __pyx_t_3;
   __pyx_t_3 = 0;
 
-  /* "memora_lite/_rows.pyx":126
+  /* "memora_lite/_rows.pyx":323
  *             raise ValueError("columns differ in length")
  *     new = row_type.__new__
  *     out = [None] * n             # <<<<<<<<<<<<<<
  *     for i in range(n):
  *         row = new(row_type)
 */
-  __pyx_t_3 = PyList_New(1 * ((__pyx_v_n<0) ? 0:__pyx_v_n)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 126, __pyx_L1_error)
+  __pyx_t_3 = PyList_New(1 * ((__pyx_v_n<0) ? 0:__pyx_v_n)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 323, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   { Py_ssize_t __pyx_temp;
     for (__pyx_temp=0; __pyx_temp < __pyx_v_n; __pyx_temp++) {
       __Pyx_INCREF(Py_None);
       __Pyx_GIVEREF(Py_None);
-      if (__Pyx_PyList_SET_ITEM(__pyx_t_3, __pyx_temp, Py_None) != (0)) __PYX_ERR(0, 126, __pyx_L1_error);
+      if (__Pyx_PyList_SET_ITEM(__pyx_t_3, __pyx_temp, Py_None) != (0)) __PYX_ERR(0, 323, __pyx_L1_error);
     }
   }
   __pyx_v_out = ((PyObject*)__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "memora_lite/_rows.pyx":127
+  /* "memora_lite/_rows.pyx":324
  *     new = row_type.__new__
  *     out = [None] * n
  *     for i in range(n):             # <<<<<<<<<<<<<<
@@ -4437,7 +9572,7 @@ static PyObject *__pyx_pf_11memora_lite_5_rows_2build_rows(CYTHON_UNUSED PyObjec
   for (__pyx_t_12 = 0; __pyx_t_12 < __pyx_t_11; __pyx_t_12+=1) {
     __pyx_v_i = __pyx_t_12;
 
-    /* "memora_lite/_rows.pyx":128
+    /* "memora_lite/_rows.pyx":325
  *     out = [None] * n
  *     for i in range(n):
  *         row = new(row_type)             # <<<<<<<<<<<<<<
@@ -4446,14 +9581,14 @@ static PyObject *__pyx_pf_11memora_lite_5_rows_2build_rows(CYTHON_UNUSED PyObjec
 */
     if (unlikely(((PyObject *)__pyx_v_row_type) == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "object.__new__(X): X is not a type object (NoneType)");
-      __PYX_ERR(0, 128, __pyx_L1_error)
+      __PYX_ERR(0, 325, __pyx_L1_error)
     }
-    __pyx_t_3 = __Pyx_tp_new(((PyObject *)__pyx_v_row_type), __pyx_mstate_global->__pyx_empty_tuple); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 128, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_tp_new(((PyObject *)__pyx_v_row_type), __pyx_mstate_global->__pyx_empty_tuple); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 325, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __Pyx_XDECREF_SET(__pyx_v_row, __pyx_t_3);
     __pyx_t_3 = 0;
 
-    /* "memora_lite/_rows.pyx":129
+    /* "memora_lite/_rows.pyx":326
  *     for i in range(n):
  *         row = new(row_type)
  *         for k in range(m):             # <<<<<<<<<<<<<<
@@ -4467,7 +9602,7 @@ static PyObject *__pyx_pf_11memora_lite_5_rows_2build_rows(CYTHON_UNUSED PyObjec
     for (__pyx_t_15 = 0; __pyx_t_15 < __pyx_t_14; __pyx_t_15+=1) {
       __pyx_v_k = __pyx_t_15;
 
-      /* "memora_lite/_rows.pyx":130
+      /* "memora_lite/_rows.pyx":327
  *         row = new(row_type)
  *         for k in range(m):
  *             PyDict_SetItem(row, names[k], (<list>columns[k])[i])             # <<<<<<<<<<<<<<
@@ -4476,47 +9611,47 @@ static PyObject *__pyx_pf_11memora_lite_5_rows_2build_rows(CYTHON_UNUSED PyObjec
 */
       if (unlikely(__pyx_v_names == Py_None)) {
         PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-        __PYX_ERR(0, 130, __pyx_L1_error)
+        __PYX_ERR(0, 327, __pyx_L1_error)
       }
       __pyx_t_3 = __Pyx_PyTuple_GET_ITEM(__pyx_v_names, __pyx_v_k);
       __Pyx_INCREF(__pyx_t_3);
       if (unlikely(__pyx_v_columns == Py_None)) {
         PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-        __PYX_ERR(0, 130, __pyx_L1_error)
+        __PYX_ERR(0, 327, __pyx_L1_error)
       }
       if (unlikely(__Pyx_PyList_GET_ITEM(__pyx_v_columns, __pyx_v_k) == Py_None)) {
         PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-        __PYX_ERR(0, 130, __pyx_L1_error)
+        __PYX_ERR(0, 327, __pyx_L1_error)
       }
       __pyx_t_9 = __Pyx_PyList_GET_ITEM(((PyObject*)__Pyx_PyList_GET_ITEM(__pyx_v_columns, __pyx_v_k)), __pyx_v_i);
       __Pyx_INCREF(__pyx_t_9);
-      __pyx_t_8 = PyDict_SetItem(__pyx_v_row, __pyx_t_3, __pyx_t_9); if (unlikely(__pyx_t_8 == ((int)-1))) __PYX_ERR(0, 130, __pyx_L1_error)
+      __pyx_t_8 = PyDict_SetItem(__pyx_v_row, __pyx_t_3, __pyx_t_9); if (unlikely(__pyx_t_8 == ((int)-1))) __PYX_ERR(0, 327, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
 
     }
 
 
-    /* "memora_lite/_rows.pyx":131
+    /* "memora_lite/_rows.pyx":328
  *         for k in range(m):
  *             PyDict_SetItem(row, names[k], (<list>columns[k])[i])
  *         row._order = names             # <<<<<<<<<<<<<<
  *         out[i] = row
  *     return out
 */
-    if (__Pyx_PyObject_SetAttrStr(__pyx_v_row, __pyx_mstate_global->__pyx_n_u_order, __pyx_v_names) < (0)) __PYX_ERR(0, 131, __pyx_L1_error)
+    if (__Pyx_PyObject_SetAttrStr(__pyx_v_row, __pyx_mstate_global->__pyx_n_u_order, __pyx_v_names) < (0)) __PYX_ERR(0, 328, __pyx_L1_error)
 
-    /* "memora_lite/_rows.pyx":132
+    /* "memora_lite/_rows.pyx":329
  *             PyDict_SetItem(row, names[k], (<list>columns[k])[i])
  *         row._order = names
  *         out[i] = row             # <<<<<<<<<<<<<<
  *     return out
 */
-    if (unlikely((__Pyx_SetItemInt(__pyx_v_out, __pyx_v_i, __pyx_v_row, Py_ssize_t, 1, PyLong_FromSsize_t, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference) < 0))) __PYX_ERR(0, 132, __pyx_L1_error)
+    if (unlikely((__Pyx_SetItemInt(__pyx_v_out, __pyx_v_i, __pyx_v_row, Py_ssize_t, 1, PyLong_FromSsize_t, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference) < 0))) __PYX_ERR(0, 329, __pyx_L1_error)
   }
 
 
-  /* "memora_lite/_rows.pyx":133
+  /* "memora_lite/_rows.pyx":330
  *         row._order = names
  *         out[i] = row
  *     return out             # <<<<<<<<<<<<<<
@@ -4532,7 +9667,7 @@ static PyObject *__pyx_pf_11memora_lite_5_rows_2build_rows(CYTHON_UNUSED PyObjec
   }
   goto __pyx_L0;
 
-  /* "memora_lite/_rows.pyx":105
+  /* "memora_lite/_rows.pyx":302
  * 
  * 
  * def build_rows(type row_type, tuple names, list columns) -> list:             # <<<<<<<<<<<<<<
@@ -4561,7 +9696,559 @@ static PyObject *__pyx_pf_11memora_lite_5_rows_2build_rows(CYTHON_UNUSED PyObjec
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
+
+/* "(tree fragment)":4
+ *     int __Pyx_CheckUnpickleChecksum(long, long, long, long, const char*) except -1
+ *     int __Pyx_UpdateUnpickledDict(object, object, Py_ssize_t) except -1
+ * def __pyx_unpickle_RowEncoder(__pyx_type, long __pyx_checksum, tuple __pyx_state):             # <<<<<<<<<<<<<<
+ *     cdef object __pyx_result
+ *     __Pyx_CheckUnpickleChecksum(__pyx_checksum, 0x5e3f4a0, 0xe5b2696, 0xcf057d7, b'capacities, checks, highs, kinds, lows, n_fields, names, pk_index, sizes')
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_11memora_lite_5_rows_3__pyx_unpickle_RowEncoder(PyObject *__pyx_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+); /*proto*/
+static PyMethodDef __pyx_mdef_11memora_lite_5_rows_3__pyx_unpickle_RowEncoder = {"__pyx_unpickle_RowEncoder", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_11memora_lite_5_rows_3__pyx_unpickle_RowEncoder, __Pyx_METH_FASTCALL|METH_KEYWORDS, 0};
+static PyObject *__pyx_pw_11memora_lite_5_rows_3__pyx_unpickle_RowEncoder(PyObject *__pyx_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+) {
+  PyObject *__pyx_v___pyx_type = 0;
+  long __pyx_v___pyx_checksum;
+  PyObject *__pyx_v___pyx_state = 0;
+  #if !CYTHON_VECTORCALL
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  #endif
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject* values[3] = {0,0,0};
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("__pyx_unpickle_RowEncoder (wrapper)", 0);
+  #if !CYTHON_VECTORCALL
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
+  #endif
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
+  {
+    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_pyx_type,&__pyx_mstate_global->__pyx_n_u_pyx_checksum,&__pyx_mstate_global->__pyx_n_u_pyx_state,0};
+    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(1, 4, __pyx_L3_error)
+    if (__pyx_kwds_len > 0) {
+      switch (__pyx_nargs) {
+        case  3:
+        values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(1, 4, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  2:
+        values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(1, 4, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  1:
+        values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(1, 4, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  0: break;
+        default: goto __pyx_L5_argtuple_error;
+      }
+      const Py_ssize_t kwd_pos_args = __pyx_nargs;
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__pyx_unpickle_RowEncoder", 0) < (0)) __PYX_ERR(1, 4, __pyx_L3_error)
+      for (Py_ssize_t i = __pyx_nargs; i < 3; i++) {
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__pyx_unpickle_RowEncoder", 1, 3, 3, i); __PYX_ERR(1, 4, __pyx_L3_error) }
+      }
+    } else if (unlikely(__pyx_nargs != 3)) {
+      goto __pyx_L5_argtuple_error;
+    } else {
+      values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(1, 4, __pyx_L3_error)
+      values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(1, 4, __pyx_L3_error)
+      values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(1, 4, __pyx_L3_error)
+    }
+    __pyx_v___pyx_type = values[0];
+    __pyx_v___pyx_checksum = __Pyx_PyLong_As_long(values[1]); if (unlikely((__pyx_v___pyx_checksum == (long)-1) && PyErr_Occurred())) __PYX_ERR(1, 4, __pyx_L3_error)
+    __pyx_v___pyx_state = ((PyObject*)values[2]);
+  }
+  goto __pyx_L6_skip;
+  __pyx_L5_argtuple_error:;
+  __Pyx_RaiseArgtupleInvalid("__pyx_unpickle_RowEncoder", 1, 3, 3, __pyx_nargs); __PYX_ERR(1, 4, __pyx_L3_error)
+  __pyx_L6_skip:;
+  goto __pyx_L4_argument_unpacking_done;
+  __pyx_L3_error:;
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __Pyx_AddTraceback("memora_lite._rows.__pyx_unpickle_RowEncoder", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_RefNannyFinishContext();
+  return NULL;
+  __pyx_L4_argument_unpacking_done:;
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v___pyx_state), (&PyTuple_Type), 1, "__pyx_state", 1))) __PYX_ERR(1, 4, __pyx_L1_error)
+  __pyx_r = __pyx_pf_11memora_lite_5_rows_2__pyx_unpickle_RowEncoder(__pyx_self, __pyx_v___pyx_type, __pyx_v___pyx_checksum, __pyx_v___pyx_state);
+
+  /* function exit code */
+  goto __pyx_L0;
+  __pyx_L1_error:;
+  __pyx_r = NULL;
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  goto __pyx_L7_cleaned_up;
+  __pyx_L0:;
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __pyx_L7_cleaned_up:;
+
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_11memora_lite_5_rows_2__pyx_unpickle_RowEncoder(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v___pyx_type, long __pyx_v___pyx_checksum, PyObject *__pyx_v___pyx_state) {
+  PyObject *__pyx_v___pyx_result = 0;
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  int __pyx_t_1;
+  PyObject *__pyx_t_2 = NULL;
+  PyObject *__pyx_t_3 = NULL;
+  size_t __pyx_t_4;
+  int __pyx_t_5;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("__pyx_unpickle_RowEncoder", 0);
+
+  /* "(tree fragment)":6
+ * def __pyx_unpickle_RowEncoder(__pyx_type, long __pyx_checksum, tuple __pyx_state):
+ *     cdef object __pyx_result
+ *     __Pyx_CheckUnpickleChecksum(__pyx_checksum, 0x5e3f4a0, 0xe5b2696, 0xcf057d7, b'capacities, checks, highs, kinds, lows, n_fields, names, pk_index, sizes')             # <<<<<<<<<<<<<<
+ *     __pyx_result = RowEncoder.__new__(__pyx_type)
+ *     if __pyx_state is not None:
+*/
+  __pyx_t_1 = __Pyx_CheckUnpickleChecksum(__pyx_v___pyx_checksum, 0x5e3f4a0, 0xe5b2696, 0xcf057d7, __pyx_k_capacities_checks_highs_kinds_lo); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(1, 6, __pyx_L1_error)
+
+
+  /* "(tree fragment)":7
+ *     cdef object __pyx_result
+ *     __Pyx_CheckUnpickleChecksum(__pyx_checksum, 0x5e3f4a0, 0xe5b2696, 0xcf057d7, b'capacities, checks, highs, kinds, lows, n_fields, names, pk_index, sizes')
+ *     __pyx_result = RowEncoder.__new__(__pyx_type)             # <<<<<<<<<<<<<<
+ *     if __pyx_state is not None:
+ *         __pyx_unpickle_RowEncoder__set_state(<RowEncoder> __pyx_result, __pyx_state)
+*/
+  __pyx_t_3 = ((PyObject *)__pyx_mstate_global->__pyx_ptype_11memora_lite_5_rows_RowEncoder);
+  __Pyx_INCREF(__pyx_t_3);
+  __pyx_t_4 = 0;
+  {
+    PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_v___pyx_type};
+    __pyx_t_2 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_new, __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
+    if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 7, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_2);
+  }
+  __pyx_v___pyx_result = __pyx_t_2;
+  __pyx_t_2 = 0;
+
+  /* "(tree fragment)":8
+ *     __Pyx_CheckUnpickleChecksum(__pyx_checksum, 0x5e3f4a0, 0xe5b2696, 0xcf057d7, b'capacities, checks, highs, kinds, lows, n_fields, names, pk_index, sizes')
+ *     __pyx_result = RowEncoder.__new__(__pyx_type)
+ *     if __pyx_state is not None:             # <<<<<<<<<<<<<<
+ *         __pyx_unpickle_RowEncoder__set_state(<RowEncoder> __pyx_result, __pyx_state)
+ *     return __pyx_result
+*/
+  __pyx_t_5 = (__pyx_v___pyx_state != ((PyObject*)Py_None));
+  if (__pyx_t_5) {
+
+
+    /* "(tree fragment)":9
+ *     __pyx_result = RowEncoder.__new__(__pyx_type)
+ *     if __pyx_state is not None:
+ *         __pyx_unpickle_RowEncoder__set_state(<RowEncoder> __pyx_result, __pyx_state)             # <<<<<<<<<<<<<<
+ *     return __pyx_result
+ * cdef __pyx_unpickle_RowEncoder__set_state(RowEncoder __pyx_result, __pyx_state: tuple):
+*/
+    if (unlikely(__pyx_v___pyx_state == Py_None)) {
+      PyErr_SetString(PyExc_TypeError, "cannot pass None into a C function argument that is declared \047not None\047");
+      __PYX_ERR(1, 9, __pyx_L1_error)
+    }
+    __pyx_t_2 = __pyx_f_11memora_lite_5_rows___pyx_unpickle_RowEncoder__set_state(((struct __pyx_obj_11memora_lite_5_rows_RowEncoder *)__pyx_v___pyx_result), __pyx_v___pyx_state); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 9, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_2);
+    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+
+    /* "(tree fragment)":8
+ *     __Pyx_CheckUnpickleChecksum(__pyx_checksum, 0x5e3f4a0, 0xe5b2696, 0xcf057d7, b'capacities, checks, highs, kinds, lows, n_fields, names, pk_index, sizes')
+ *     __pyx_result = RowEncoder.__new__(__pyx_type)
+ *     if __pyx_state is not None:             # <<<<<<<<<<<<<<
+ *         __pyx_unpickle_RowEncoder__set_state(<RowEncoder> __pyx_result, __pyx_state)
+ *     return __pyx_result
+*/
+  }
+
+  /* "(tree fragment)":10
+ *     if __pyx_state is not None:
+ *         __pyx_unpickle_RowEncoder__set_state(<RowEncoder> __pyx_result, __pyx_state)
+ *     return __pyx_result             # <<<<<<<<<<<<<<
+ * cdef __pyx_unpickle_RowEncoder__set_state(RowEncoder __pyx_result, __pyx_state: tuple):
+ *     __pyx_result.capacities = __pyx_state[0]; __pyx_result.checks = __pyx_state[1]; __pyx_result.highs = __pyx_state[2]; __pyx_result.kinds = __pyx_state[3]; __pyx_result.lows = __pyx_state[4]; __pyx_result.n_fields = __pyx_state[5]; __pyx_result.names = __pyx_state[6]; __pyx_result.pk_index = __pyx_state[7]; __pyx_result.sizes = __pyx_state[8]
+*/
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __Pyx_INCREF(__pyx_v___pyx_result);
+      __pyx_r = __pyx_v___pyx_result;
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  goto __pyx_L0;
+
+  /* "(tree fragment)":4
+ *     int __Pyx_CheckUnpickleChecksum(long, long, long, long, const char*) except -1
+ *     int __Pyx_UpdateUnpickledDict(object, object, Py_ssize_t) except -1
+ * def __pyx_unpickle_RowEncoder(__pyx_type, long __pyx_checksum, tuple __pyx_state):             # <<<<<<<<<<<<<<
+ *     cdef object __pyx_result
+ *     __Pyx_CheckUnpickleChecksum(__pyx_checksum, 0x5e3f4a0, 0xe5b2696, 0xcf057d7, b'capacities, checks, highs, kinds, lows, n_fields, names, pk_index, sizes')
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_2);
+  __Pyx_XDECREF(__pyx_t_3);
+  __Pyx_AddTraceback("memora_lite._rows.__pyx_unpickle_RowEncoder", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __pyx_L0:;
+  __Pyx_XDECREF(__pyx_v___pyx_result);
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "(tree fragment)":11
+ *         __pyx_unpickle_RowEncoder__set_state(<RowEncoder> __pyx_result, __pyx_state)
+ *     return __pyx_result
+ * cdef __pyx_unpickle_RowEncoder__set_state(RowEncoder __pyx_result, __pyx_state: tuple):             # <<<<<<<<<<<<<<
+ *     __pyx_result.capacities = __pyx_state[0]; __pyx_result.checks = __pyx_state[1]; __pyx_result.highs = __pyx_state[2]; __pyx_result.kinds = __pyx_state[3]; __pyx_result.lows = __pyx_state[4]; __pyx_result.n_fields = __pyx_state[5]; __pyx_result.names = __pyx_state[6]; __pyx_result.pk_index = __pyx_state[7]; __pyx_result.sizes = __pyx_state[8]
+ *     __Pyx_UpdateUnpickledDict(__pyx_result, __pyx_state, 9)
+*/
+
+static PyObject *__pyx_f_11memora_lite_5_rows___pyx_unpickle_RowEncoder__set_state(struct __pyx_obj_11memora_lite_5_rows_RowEncoder *__pyx_v___pyx_result, PyObject *__pyx_v___pyx_state) {
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  Py_ssize_t __pyx_t_1[64];
+  PyObject *__pyx_t_2 = NULL;
+  PY_LONG_LONG __pyx_t_3[64];
+  int __pyx_t_4[64];
+  Py_ssize_t __pyx_t_5;
+  int __pyx_t_6;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("__pyx_unpickle_RowEncoder__set_state", 0);
+
+  /* "(tree fragment)":12
+ *     return __pyx_result
+ * cdef __pyx_unpickle_RowEncoder__set_state(RowEncoder __pyx_result, __pyx_state: tuple):
+ *     __pyx_result.capacities = __pyx_state[0]; __pyx_result.checks = __pyx_state[1]; __pyx_result.highs = __pyx_state[2]; __pyx_result.kinds = __pyx_state[3]; __pyx_result.lows = __pyx_state[4]; __pyx_result.n_fields = __pyx_state[5]; __pyx_result.names = __pyx_state[6]; __pyx_result.pk_index = __pyx_state[7]; __pyx_result.sizes = __pyx_state[8]             # <<<<<<<<<<<<<<
+ *     __Pyx_UpdateUnpickledDict(__pyx_result, __pyx_state, 9)
+*/
+  if (unlikely((__Pyx_carray_from_py_Py_ssize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v___pyx_state, 0), __pyx_t_1, 64) < 0))) __PYX_ERR(1, 12, __pyx_L1_error)
+  memcpy(&(__pyx_v___pyx_result->capacities[0]), __pyx_t_1, sizeof(__pyx_v___pyx_result->capacities[0]) * (64));
+
+  __pyx_t_2 = __Pyx_PyTuple_GET_ITEM(__pyx_v___pyx_state, 1);
+  __Pyx_INCREF(__pyx_t_2);
+  if (!(likely(PyList_CheckExact(__pyx_t_2))||((__pyx_t_2) == Py_None) || __Pyx_RaiseUnexpectedTypeError("list", __pyx_t_2))) __PYX_ERR(1, 12, __pyx_L1_error)
+  __Pyx_GIVEREF(__pyx_t_2);
+  __Pyx_GOTREF(__pyx_v___pyx_result->checks);
+  __Pyx_DECREF_SET(__pyx_v___pyx_result->checks, ((PyObject*)__pyx_t_2));
+  __pyx_t_2 = 0;
+  if (unlikely((__Pyx_carray_from_py_PY_LONG_LONG(__Pyx_PyTuple_GET_ITEM(__pyx_v___pyx_state, 2), __pyx_t_3, 64) < 0))) __PYX_ERR(1, 12, __pyx_L1_error)
+  memcpy(&(__pyx_v___pyx_result->highs[0]), __pyx_t_3, sizeof(__pyx_v___pyx_result->highs[0]) * (64));
+
+  if (unlikely((__Pyx_carray_from_py_int(__Pyx_PyTuple_GET_ITEM(__pyx_v___pyx_state, 3), __pyx_t_4, 64) < 0))) __PYX_ERR(1, 12, __pyx_L1_error)
+  memcpy(&(__pyx_v___pyx_result->kinds[0]), __pyx_t_4, sizeof(__pyx_v___pyx_result->kinds[0]) * (64));
+
+  if (unlikely((__Pyx_carray_from_py_PY_LONG_LONG(__Pyx_PyTuple_GET_ITEM(__pyx_v___pyx_state, 4), __pyx_t_3, 64) < 0))) __PYX_ERR(1, 12, __pyx_L1_error)
+  memcpy(&(__pyx_v___pyx_result->lows[0]), __pyx_t_3, sizeof(__pyx_v___pyx_result->lows[0]) * (64));
+
+  __pyx_t_5 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v___pyx_state, 5)); if (unlikely((__pyx_t_5 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(1, 12, __pyx_L1_error)
+  __pyx_v___pyx_result->n_fields = __pyx_t_5;
+  __pyx_t_2 = __Pyx_PyTuple_GET_ITEM(__pyx_v___pyx_state, 6);
+  __Pyx_INCREF(__pyx_t_2);
+  if (!(likely(PyTuple_CheckExact(__pyx_t_2))||((__pyx_t_2) == Py_None) || __Pyx_RaiseUnexpectedTypeError("tuple", __pyx_t_2))) __PYX_ERR(1, 12, __pyx_L1_error)
+  __Pyx_GIVEREF(__pyx_t_2);
+  __Pyx_GOTREF(__pyx_v___pyx_result->names);
+  __Pyx_DECREF_SET(__pyx_v___pyx_result->names, ((PyObject*)__pyx_t_2));
+  __pyx_t_2 = 0;
+  __pyx_t_5 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v___pyx_state, 7)); if (unlikely((__pyx_t_5 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(1, 12, __pyx_L1_error)
+  __pyx_v___pyx_result->pk_index = __pyx_t_5;
+  if (unlikely((__Pyx_carray_from_py_int(__Pyx_PyTuple_GET_ITEM(__pyx_v___pyx_state, 8), __pyx_t_4, 64) < 0))) __PYX_ERR(1, 12, __pyx_L1_error)
+  memcpy(&(__pyx_v___pyx_result->sizes[0]), __pyx_t_4, sizeof(__pyx_v___pyx_result->sizes[0]) * (64));
+
+
+  /* "(tree fragment)":13
+ * cdef __pyx_unpickle_RowEncoder__set_state(RowEncoder __pyx_result, __pyx_state: tuple):
+ *     __pyx_result.capacities = __pyx_state[0]; __pyx_result.checks = __pyx_state[1]; __pyx_result.highs = __pyx_state[2]; __pyx_result.kinds = __pyx_state[3]; __pyx_result.lows = __pyx_state[4]; __pyx_result.n_fields = __pyx_state[5]; __pyx_result.names = __pyx_state[6]; __pyx_result.pk_index = __pyx_state[7]; __pyx_result.sizes = __pyx_state[8]
+ *     __Pyx_UpdateUnpickledDict(__pyx_result, __pyx_state, 9)             # <<<<<<<<<<<<<<
+*/
+  __pyx_t_6 = __Pyx_UpdateUnpickledDict(((PyObject *)__pyx_v___pyx_result), __pyx_v___pyx_state, 9); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(1, 13, __pyx_L1_error)
+
+
+  /* "(tree fragment)":11
+ *         __pyx_unpickle_RowEncoder__set_state(<RowEncoder> __pyx_result, __pyx_state)
+ *     return __pyx_result
+ * cdef __pyx_unpickle_RowEncoder__set_state(RowEncoder __pyx_result, __pyx_state: tuple):             # <<<<<<<<<<<<<<
+ *     __pyx_result.capacities = __pyx_state[0]; __pyx_result.checks = __pyx_state[1]; __pyx_result.highs = __pyx_state[2]; __pyx_result.kinds = __pyx_state[3]; __pyx_result.lows = __pyx_state[4]; __pyx_result.n_fields = __pyx_state[5]; __pyx_result.names = __pyx_state[6]; __pyx_result.pk_index = __pyx_state[7]; __pyx_result.sizes = __pyx_state[8]
+ *     __Pyx_UpdateUnpickledDict(__pyx_result, __pyx_state, 9)
+*/
+
+  /* function exit code */
+  __pyx_r = Py_None; __Pyx_INCREF(Py_None);
+  goto __pyx_L0;
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_2);
+  __Pyx_AddTraceback("memora_lite._rows.__pyx_unpickle_RowEncoder__set_state", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = 0;
+  __pyx_L0:;
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
 /* #### Code section: module_exttypes ### */
+
+static PyObject *__pyx_tp_new__initialisation_11memora_lite_5_rows_RowEncoder(PyObject *o, 
+#if CYTHON_VECTORCALL_TPNEW
+    CYTHON_UNUSED PyObject *const *args, CYTHON_UNUSED Py_ssize_t nargs, CYTHON_UNUSED PyObject *kwnames
+#else
+    CYTHON_UNUSED PyObject *a, CYTHON_UNUSED PyObject *k
+#endif
+) {
+  struct __pyx_obj_11memora_lite_5_rows_RowEncoder *p = ((struct __pyx_obj_11memora_lite_5_rows_RowEncoder *)o);
+  p->names = ((PyObject*)Py_None); Py_INCREF(Py_None);
+  p->checks = ((PyObject*)Py_None); Py_INCREF(Py_None);
+  return o;
+}
+
+static PyObject *__pyx_tp_new_vectorcall_11memora_lite_5_rows_RowEncoder(PyTypeObject *t, 
+#if CYTHON_VECTORCALL_TPNEW
+    PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
+#else
+    PyObject *a, PyObject *k
+#endif
+) {
+  PyObject *o;
+  o = __Pyx_AllocateExtensionType(t, 0);
+  if (unlikely(!o)) return 0;
+  return __pyx_tp_new__initialisation_11memora_lite_5_rows_RowEncoder(o, 
+#if CYTHON_VECTORCALL_TPNEW
+    args, nargs, kwnames
+#else
+    a, k
+#endif
+);
+}
+
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__pyx_tp_new_11memora_lite_5_rows_RowEncoder(PyTypeObject *t, PyObject *a, PyObject *k) {
+  return __Pyx_CallTpnewAsVectorcall(__pyx_tp_new_vectorcall_11memora_lite_5_rows_RowEncoder, t, a, k);
+}
+#endif
+
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__pyx_tp_vectorcall_11memora_lite_5_rows_RowEncoder(PyObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+  if (unlikely((PyTypeObject*)t != __pyx_mstate_global->__pyx_ptype_11memora_lite_5_rows_RowEncoder || __Pyx_PyType_HasFeature((PyTypeObject*)t, Py_TPFLAGS_IS_ABSTRACT))) {
+    return __Pyx_CallNewInitFromVectorcall((PyTypeObject*)t, args, nargsf, kwnames);
+  }
+  Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+  PyObject *o = __pyx_tp_new_vectorcall_11memora_lite_5_rows_RowEncoder((PyTypeObject*)t, args, nargs, kwnames);
+  if (likely(o)) {
+    assert(Py_TYPE(o) == (PyTypeObject*)t);
+    if (unlikely(__pyx_pw_11memora_lite_5_rows_10RowEncoder_1__init__(o, args, nargs, kwnames) < 0)) {
+      Py_CLEAR(o);
+    }
+  }
+  return o;
+}
+#endif
+
+#if CYTHON_VECTORCALL_TPNEW
+static int __pyx_tp_init_11memora_lite_5_rows_RowEncoder(PyObject *o, PyObject *args, PyObject *kwds) {
+  return __Pyx_CallTpinitAsVectorcall(__pyx_pw_11memora_lite_5_rows_10RowEncoder_1__init__, o, args, kwds);
+}
+#endif
+
+static void __pyx_tp_dealloc_11memora_lite_5_rows_RowEncoder(PyObject *o) {
+  struct __pyx_obj_11memora_lite_5_rows_RowEncoder *p = (struct __pyx_obj_11memora_lite_5_rows_RowEncoder *)o;
+  #if CYTHON_USE_TP_FINALIZE
+  if (unlikely(__Pyx_PyObject_GetSlot(o, tp_finalize, destructor)) && !__Pyx_PyObject_GC_IsFinalized(o)) {
+    if (__Pyx_PyObject_GetSlot(o, tp_dealloc, destructor) == __pyx_tp_dealloc_11memora_lite_5_rows_RowEncoder) {
+      if (PyObject_CallFinalizerFromDealloc(o)) return;
+    }
+  }
+  #endif
+  PyObject_GC_UnTrack(o);
+  Py_CLEAR(p->names);
+  Py_CLEAR(p->checks);
+  PyTypeObject *tp = Py_TYPE(o);
+  #if CYTHON_USE_TYPE_SLOTS
+  (*tp->tp_free)(o);
+  #else
+  {
+    freefunc tp_free = (freefunc)PyType_GetSlot(tp, Py_tp_free);
+    if (tp_free) tp_free(o);
+  }
+  #endif
+  #if CYTHON_USE_TYPE_SPECS
+  Py_DECREF(tp);
+  #endif
+}
+
+static int __pyx_tp_traverse_11memora_lite_5_rows_RowEncoder(PyObject *o, visitproc v, void *a) {
+  int e;
+  struct __pyx_obj_11memora_lite_5_rows_RowEncoder *p = (struct __pyx_obj_11memora_lite_5_rows_RowEncoder *)o;
+  {
+    e = __Pyx_call_type_traverse(o, 1, v, a);
+    if (e) return e;
+  }
+  if (p->names) {
+    e = (*v)(p->names, a); if (e) return e;
+  }
+  if (p->checks) {
+    e = (*v)(p->checks, a); if (e) return e;
+  }
+  return 0;
+}
+
+static int __pyx_tp_clear_11memora_lite_5_rows_RowEncoder(PyObject *o) {
+  PyObject* tmp;
+  struct __pyx_obj_11memora_lite_5_rows_RowEncoder *p = (struct __pyx_obj_11memora_lite_5_rows_RowEncoder *)o;
+  tmp = ((PyObject*)p->names);
+  p->names = ((PyObject*)Py_None); Py_INCREF(Py_None);
+  Py_XDECREF(tmp);
+  tmp = ((PyObject*)p->checks);
+  p->checks = ((PyObject*)Py_None); Py_INCREF(Py_None);
+  Py_XDECREF(tmp);
+  return 0;
+}
+
+static PyMethodDef __pyx_methods_11memora_lite_5_rows_RowEncoder[] = {
+  {"encode", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_11memora_lite_5_rows_10RowEncoder_3encode, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_11memora_lite_5_rows_10RowEncoder_2encode},
+  {"__reduce_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_11memora_lite_5_rows_10RowEncoder_5__reduce_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, 0},
+  {"__setstate_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_11memora_lite_5_rows_10RowEncoder_7__setstate_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, 0},
+  {0, 0, 0, 0}
+};
+#if CYTHON_USE_TYPE_SPECS
+static PyType_Slot __pyx_type_11memora_lite_5_rows_RowEncoder_slots[] = {
+  {Py_tp_dealloc, (void *)__pyx_tp_dealloc_11memora_lite_5_rows_RowEncoder},
+  {Py_tp_doc, (void *)PyDoc_STR("Turns a one-row insert into its log record in one C pass: check, pack, frame.\n\n    ``specs`` holds one entry per field, in schema order: ``(\"int\", low, high)``,\n    ``(\"ints\", low, high, size, capacity)`` or ``(\"other\", check)``. :meth:`encode`\n    returns ``(key, values, record)`` -- the primary key (field ``pk_index``), the\n    values as the memtable holds them (int lists packed as little-endian bytes),\n    and the framed log record (docs/format.md#wal) whose payload is the msgpack\n    array of those values -- or None to send the row down the general path, which\n    accepts what it can and names the problem otherwise.\n\n    >>> encoder = RowEncoder((\"id\", \"t\"), [(\"int\", 0, 99), (\"ints\", -128, 127, 1, 8)], 0)\n    >>> key, values, record = encoder.encode({\"id\": 7, \"t\": [1, -2]}, 5)\n    >>> key, values, record[16:]\n    (7, [7, b\047\001\303\276\047], b\047\302\222\007\303\204\002\001\303\276\047)\n    >>> encoder.encode({\"id\": 7, \"t\": [1, 300]}, 5), encoder.encode({\"id\": 7, \"t\": (1,)}, 5)\n    (None, None)\n    ")},
+  {Py_tp_traverse, (void *)__pyx_tp_traverse_11memora_lite_5_rows_RowEncoder},
+  {Py_tp_clear, (void *)__pyx_tp_clear_11memora_lite_5_rows_RowEncoder},
+  {Py_tp_methods, (void *)__pyx_methods_11memora_lite_5_rows_RowEncoder},
+  {Py_tp_init, (void *)__pyx_tp_init_11memora_lite_5_rows_RowEncoder},
+  {Py_tp_new, (void *)__pyx_tp_new_11memora_lite_5_rows_RowEncoder},
+  #if (!CYTHON_COMPILING_IN_PYPY || PYPY_VERSION_NUM >= 0x07030800) && (!CYTHON_COMPILING_IN_LIMITED_API || __PYX_LIMITED_VERSION_HEX >= 0x030E0000)
+  #if CYTHON_VECTORCALL_TPNEW
+  {Py_tp_vectorcall, (void *)__pyx_tp_vectorcall_11memora_lite_5_rows_RowEncoder},
+  #endif
+  #endif
+  {0, 0},
+};
+static PyType_Spec __pyx_type_11memora_lite_5_rows_RowEncoder_spec = {
+  "memora_lite._rows.RowEncoder",
+  sizeof(struct __pyx_obj_11memora_lite_5_rows_RowEncoder),
+  0,
+  Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_BASETYPE|Py_TPFLAGS_HAVE_GC,
+  __pyx_type_11memora_lite_5_rows_RowEncoder_slots,
+};
+#else
+
+static PyTypeObject __pyx_type_11memora_lite_5_rows_RowEncoder = {
+  PyVarObject_HEAD_INIT(0, 0)
+  "memora_lite._rows.""RowEncoder", /*tp_name*/
+  sizeof(struct __pyx_obj_11memora_lite_5_rows_RowEncoder), /*tp_basicsize*/
+  0, /*tp_itemsize*/
+  __pyx_tp_dealloc_11memora_lite_5_rows_RowEncoder, /*tp_dealloc*/
+  0, /*tp_vectorcall_offset*/
+  0, /*tp_getattr*/
+  0, /*tp_setattr*/
+  0, /*tp_as_async*/
+  0, /*tp_repr*/
+  0, /*tp_as_number*/
+  0, /*tp_as_sequence*/
+  0, /*tp_as_mapping*/
+  0, /*tp_hash*/
+  0, /*tp_call*/
+  0, /*tp_str*/
+  0, /*tp_getattro*/
+  0, /*tp_setattro*/
+  0, /*tp_as_buffer*/
+  Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_BASETYPE|Py_TPFLAGS_HAVE_GC, /*tp_flags*/
+  PyDoc_STR("Turns a one-row insert into its log record in one C pass: check, pack, frame.\n\n    ``specs`` holds one entry per field, in schema order: ``(\"int\", low, high)``,\n    ``(\"ints\", low, high, size, capacity)`` or ``(\"other\", check)``. :meth:`encode`\n    returns ``(key, values, record)`` -- the primary key (field ``pk_index``), the\n    values as the memtable holds them (int lists packed as little-endian bytes),\n    and the framed log record (docs/format.md#wal) whose payload is the msgpack\n    array of those values -- or None to send the row down the general path, which\n    accepts what it can and names the problem otherwise.\n\n    >>> encoder = RowEncoder((\"id\", \"t\"), [(\"int\", 0, 99), (\"ints\", -128, 127, 1, 8)], 0)\n    >>> key, values, record = encoder.encode({\"id\": 7, \"t\": [1, -2]}, 5)\n    >>> key, values, record[16:]\n    (7, [7, b\047\001\303\276\047], b\047\302\222\007\303\204\002\001\303\276\047)\n    >>> encoder.encode({\"id\": 7, \"t\": [1, 300]}, 5), encoder.encode({\"id\": 7, \"t\": (1,)}, 5)\n    (None, None)\n    "), /*tp_doc*/
+  __pyx_tp_traverse_11memora_lite_5_rows_RowEncoder, /*tp_traverse*/
+  __pyx_tp_clear_11memora_lite_5_rows_RowEncoder, /*tp_clear*/
+  0, /*tp_richcompare*/
+  0, /*tp_weaklistoffset*/
+  0, /*tp_iter*/
+  0, /*tp_iternext*/
+  __pyx_methods_11memora_lite_5_rows_RowEncoder, /*tp_methods*/
+  0, /*tp_members*/
+  0, /*tp_getset*/
+  0, /*tp_base*/
+  0, /*tp_dict*/
+  0, /*tp_descr_get*/
+  0, /*tp_descr_set*/
+  #if !CYTHON_USE_TYPE_SPECS
+  0, /*tp_dictoffset*/
+  #endif
+  __pyx_tp_init_11memora_lite_5_rows_RowEncoder, /*tp_init*/
+  0, /*tp_alloc*/
+  __pyx_tp_new_11memora_lite_5_rows_RowEncoder, /*tp_new*/
+  0, /*tp_free*/
+  0, /*tp_is_gc*/
+  0, /*tp_bases*/
+  0, /*tp_mro*/
+  0, /*tp_cache*/
+  0, /*tp_subclasses*/
+  0, /*tp_weaklist*/
+  0, /*tp_del*/
+  0, /*tp_version_tag*/
+  #if CYTHON_USE_TP_FINALIZE
+  0, /*tp_finalize*/
+  #else
+  NULL, /*tp_finalize*/
+  #endif
+  #if (!CYTHON_COMPILING_IN_PYPY || PYPY_VERSION_NUM >= 0x07030800) && (!CYTHON_COMPILING_IN_LIMITED_API || __PYX_LIMITED_VERSION_HEX >= 0x030E0000)
+  #if CYTHON_VECTORCALL_TPNEW
+  __pyx_tp_vectorcall_11memora_lite_5_rows_RowEncoder, /*tp_vectorcall*/
+  #else
+  NULL, /*tp_vectorcall*/
+  #endif
+  #endif
+  #if __PYX_NEED_TP_PRINT_SLOT == 1
+  0, /*tp_print*/
+  #endif
+  #if PY_VERSION_HEX >= 0x030C0000
+  0, /*tp_watched*/
+  #endif
+  #if PY_VERSION_HEX >= 0x030d00A4
+  0, /*tp_versions_used*/
+  #endif
+  #if CYTHON_COMPILING_IN_PYPY && PY_VERSION_HEX < 0x030a0000
+  0, /*tp_pypy_flags*/
+  #endif
+};
+#endif
 
 static PyMethodDef __pyx_methods[] = {
   {0, 0, 0, 0}
@@ -4575,6 +10262,7 @@ static CYTHON_SMALL_CODE int __Pyx_InitConstants(__pyx_mstatetype *__pyx_mstate)
 static CYTHON_SMALL_CODE int __Pyx_modinit_Global_init_code(__pyx_mstatetype *__pyx_mstate); /*proto*/
 static CYTHON_SMALL_CODE int __Pyx_modinit_Variable_export_code(__pyx_mstatetype *__pyx_mstate); /*proto*/
 static CYTHON_SMALL_CODE int __Pyx_modinit_Function_export_code(__pyx_mstatetype *__pyx_mstate); /*proto*/
+static CYTHON_SMALL_CODE int __Pyx_modinit_Exttype___pyx_obj_11memora_lite_5_rows_RowEncoder(__pyx_mstatetype *__pyx_mstate); /*proto*/
 static CYTHON_SMALL_CODE int __Pyx_modinit_Type_import_code(__pyx_mstatetype *__pyx_mstate); /*proto*/
 static CYTHON_SMALL_CODE int __Pyx_modinit_Variable_import_code(__pyx_mstatetype *__pyx_mstate); /*proto*/
 static CYTHON_SMALL_CODE int __Pyx_modinit_Function_import_code(__pyx_mstatetype *__pyx_mstate); /*proto*/
@@ -4586,6 +10274,7 @@ static int __Pyx_modinit_Global_init_code(__pyx_mstatetype *__pyx_mstate) {
   CYTHON_UNUSED_VAR(__pyx_mstate);
   __Pyx_RefNannySetupContext("__Pyx_modinit_Global_init_code", 0);
   /*--- Global init code ---*/
+  __pyx_v_11memora_lite_5_rows__local_packer = Py_None; Py_INCREF(Py_None);
   __Pyx_RefNannyFinishContext();
   return 0;
 }
@@ -4608,6 +10297,41 @@ static int __Pyx_modinit_Function_export_code(__pyx_mstatetype *__pyx_mstate) {
   return 0;
 }
 
+static int __Pyx_modinit_Exttype___pyx_obj_11memora_lite_5_rows_RowEncoder(__pyx_mstatetype *__pyx_mstate) {
+  __Pyx_RefNannyDeclarations
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  CYTHON_UNUSED_VAR(__pyx_mstate);
+  __Pyx_RefNannySetupContext("__Pyx_modinit_Exttype___pyx_obj_11memora_lite_5_rows_RowEncoder", 0);
+  /*--- Exttype __pyx_obj_11memora_lite_5_rows_RowEncoder ---*/
+  #if CYTHON_USE_TYPE_SPECS
+  __pyx_mstate->__pyx_ptype_11memora_lite_5_rows_RowEncoder = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_11memora_lite_5_rows_RowEncoder_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_11memora_lite_5_rows_RowEncoder)) __PYX_ERR(0, 60, __pyx_L1_error)
+  #else
+  __pyx_mstate->__pyx_ptype_11memora_lite_5_rows_RowEncoder = &__pyx_type_11memora_lite_5_rows_RowEncoder;
+  #endif
+  #if !CYTHON_COMPILING_IN_LIMITED_API
+  #endif
+  #if !CYTHON_USE_TYPE_SPECS
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_11memora_lite_5_rows_RowEncoder) < (0)) __PYX_ERR(0, 60, __pyx_L1_error)
+  #endif
+  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
+  PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_11memora_lite_5_rows_RowEncoder);
+  #endif
+  #if !CYTHON_COMPILING_IN_LIMITED_API
+  if ((CYTHON_USE_TYPE_SLOTS && CYTHON_USE_PYTYPE_LOOKUP) && likely(!__pyx_mstate->__pyx_ptype_11memora_lite_5_rows_RowEncoder->tp_dictoffset && __pyx_mstate->__pyx_ptype_11memora_lite_5_rows_RowEncoder->tp_getattro == PyObject_GenericGetAttr)) {
+    __pyx_mstate->__pyx_ptype_11memora_lite_5_rows_RowEncoder->tp_getattro = PyObject_GenericGetAttr;
+  }
+  #endif
+  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_RowEncoder, (PyObject *) __pyx_mstate->__pyx_ptype_11memora_lite_5_rows_RowEncoder) < (0)) __PYX_ERR(0, 60, __pyx_L1_error)
+  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_11memora_lite_5_rows_RowEncoder) < (0)) __PYX_ERR(0, 60, __pyx_L1_error)
+  __Pyx_RefNannyFinishContext();
+  return 0;
+  __pyx_L1_error:;
+  __Pyx_RefNannyFinishContext();
+  return -1;
+}
+
 static int __Pyx_modinit_Type_import_code(__pyx_mstatetype *__pyx_mstate) {
   __Pyx_RefNannyDeclarations
   PyObject *__pyx_t_1 = NULL;
@@ -4617,7 +10341,7 @@ static int __Pyx_modinit_Type_import_code(__pyx_mstatetype *__pyx_mstate) {
   CYTHON_UNUSED_VAR(__pyx_mstate);
   __Pyx_RefNannySetupContext("__Pyx_modinit_Type_import_code", 0);
   /*--- Type import code ---*/
-  __pyx_t_1 = PyImport_ImportModule(__Pyx_BUILTIN_MODULE_NAME); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 9, __pyx_L1_error)
+  __pyx_t_1 = PyImport_ImportModule(__Pyx_BUILTIN_MODULE_NAME); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 9, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_mstate->__pyx_ptype_7cpython_4type_type = __Pyx_ImportType_3_3_1(__pyx_t_1, __Pyx_BUILTIN_MODULE_NAME, "type",
   #if defined(PYPY_VERSION_NUM) && PYPY_VERSION_NUM < 0x050B0000
@@ -4627,7 +10351,7 @@ static int __Pyx_modinit_Type_import_code(__pyx_mstatetype *__pyx_mstate) {
   #else
   sizeof(PyHeapTypeObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyHeapTypeObject),
   #endif
-  __Pyx_ImportType_CheckSize_Warn_3_3_1); if (!__pyx_mstate->__pyx_ptype_7cpython_4type_type) __PYX_ERR(1, 9, __pyx_L1_error)
+  __Pyx_ImportType_CheckSize_Warn_3_3_1); if (!__pyx_mstate->__pyx_ptype_7cpython_4type_type) __PYX_ERR(2, 9, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __Pyx_RefNannyFinishContext();
   return 0;
@@ -4930,45 +10654,100 @@ __Pyx_RefNannySetupContext("PyInit__rows", 0);
   (void)__Pyx_modinit_Variable_export_code(__pyx_mstate);
   (void)__Pyx_modinit_Function_export_code(__pyx_mstate);
   /*--- Type init code ---*/
+  if (unlikely((__Pyx_modinit_Exttype___pyx_obj_11memora_lite_5_rows_RowEncoder(__pyx_mstate) < 0))) __PYX_ERR(0, 1, __pyx_L1_error)
   if (unlikely((__Pyx_modinit_Type_import_code(__pyx_mstate) < 0))) __PYX_ERR(0, 1, __pyx_L1_error)
   (void)__Pyx_modinit_Variable_import_code(__pyx_mstate);
   (void)__Pyx_modinit_Function_import_code(__pyx_mstate);
   if (__Pyx_InitAfterSharedUtility() < (0)) __PYX_ERR(0, 1, __pyx_L1_error)
   /*--- Execution code ---*/
 
-  /* "memora_lite/_rows.pyx":49
+  /* "memora_lite/_rows.pyx":110
+ *                 raise ValueError(f"unknown field spec {spec!r}")
  * 
- * 
- * def pack_int_list(object values, long long lo, long long hi, int itemsize, Py_ssize_t capacity):             # <<<<<<<<<<<<<<
- *     """``values`` as little-endian ``itemsize``-byte ints, if it is a list of at most
- *     ``capacity`` plain ints within ``[lo, hi]``; else None.
+ *     def encode(self, object row, uint32_t record_type):             # <<<<<<<<<<<<<<
+ *         """``(key, values, record)`` for a row this encoder takes, else None."""
+ *         cdef Py_ssize_t k, n, size = _array_header_size(self.n_fields)
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_11memora_lite_5_rows_1pack_int_list, 0, __pyx_mstate_global->__pyx_n_u_pack_int_list, NULL, __pyx_mstate_global->__pyx_n_u_memora_lite__rows, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 49, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_11memora_lite_5_rows_10RowEncoder_3encode, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_RowEncoder_encode, NULL, __pyx_mstate_global->__pyx_n_u_memora_lite__rows, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 110, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_pack_int_list, __pyx_t_2) < (0)) __PYX_ERR(0, 49, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_11memora_lite_5_rows_RowEncoder, __pyx_mstate_global->__pyx_n_u_encode, __pyx_t_2) < (0)) __PYX_ERR(0, 110, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "memora_lite/_rows.pyx":105
+  /* "(tree fragment)":1
+ * def __reduce_cython__(self):             # <<<<<<<<<<<<<<
+ *     cdef tuple state
+ *     cdef object _dict
+*/
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_11memora_lite_5_rows_10RowEncoder_5__reduce_cython__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_RowEncoder___reduce_cython, NULL, __pyx_mstate_global->__pyx_n_u_memora_lite__rows, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 1, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_2);
+  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
+  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
+  #endif
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_11memora_lite_5_rows_RowEncoder, __pyx_mstate_global->__pyx_n_u_reduce_cython, __pyx_t_2) < (0)) __PYX_ERR(1, 1, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+
+  /* "(tree fragment)":17
+ *     else:
+ *         return __pyx_unpickle_RowEncoder, (type(self), 0x5e3f4a0, state)
+ * def __setstate_cython__(self, __pyx_state):             # <<<<<<<<<<<<<<
+ *     __pyx_unpickle_RowEncoder__set_state(self, __pyx_state)
+*/
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_11memora_lite_5_rows_10RowEncoder_7__setstate_cython__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_RowEncoder___setstate_cython, NULL, __pyx_mstate_global->__pyx_n_u_memora_lite__rows, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 17, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_2);
+  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
+  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
+  #endif
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_11memora_lite_5_rows_RowEncoder, __pyx_mstate_global->__pyx_n_u_setstate_cython, __pyx_t_2) < (0)) __PYX_ERR(1, 17, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+
+  /* "memora_lite/_rows.pyx":172
+ * 
+ * 
+ * cdef object _local_packer = None             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  __Pyx_INCREF(Py_None);
+  __Pyx_XGOTREF(__pyx_v_11memora_lite_5_rows__local_packer);
+  __Pyx_DECREF_SET(__pyx_v_11memora_lite_5_rows__local_packer, Py_None);
+  __Pyx_GIVEREF(Py_None);
+
+  /* "memora_lite/_rows.pyx":302
  * 
  * 
  * def build_rows(type row_type, tuple names, list columns) -> list:             # <<<<<<<<<<<<<<
  *     """Result rows from columns of values: row ``i`` maps ``names[k]`` to ``columns[k][i]``.
  * 
 */
-  __pyx_t_2 = __Pyx_PyDict_NewPresized(1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 105, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyDict_NewPresized(1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 302, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_return, __pyx_mstate_global->__pyx_n_u_list) < (0)) __PYX_ERR(0, 105, __pyx_L1_error)
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_11memora_lite_5_rows_3build_rows, 0, __pyx_mstate_global->__pyx_n_u_build_rows, NULL, __pyx_mstate_global->__pyx_n_u_memora_lite__rows, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 105, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_return, __pyx_mstate_global->__pyx_n_u_list) < (0)) __PYX_ERR(0, 302, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_11memora_lite_5_rows_1build_rows, 0, __pyx_mstate_global->__pyx_n_u_build_rows, NULL, __pyx_mstate_global->__pyx_n_u_memora_lite__rows, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 302, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
   __Pyx_CyFunction_SetAnnotationsDict(__pyx_t_3, __pyx_t_2);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_build_rows, __pyx_t_3) < (0)) __PYX_ERR(0, 105, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_build_rows, __pyx_t_3) < (0)) __PYX_ERR(0, 302, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+
+  /* "(tree fragment)":4
+ *     int __Pyx_CheckUnpickleChecksum(long, long, long, long, const char*) except -1
+ *     int __Pyx_UpdateUnpickledDict(object, object, Py_ssize_t) except -1
+ * def __pyx_unpickle_RowEncoder(__pyx_type, long __pyx_checksum, tuple __pyx_state):             # <<<<<<<<<<<<<<
+ *     cdef object __pyx_result
+ *     __Pyx_CheckUnpickleChecksum(__pyx_checksum, 0x5e3f4a0, 0xe5b2696, 0xcf057d7, b'capacities, checks, highs, kinds, lows, n_fields, names, pk_index, sizes')
+*/
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_11memora_lite_5_rows_3__pyx_unpickle_RowEncoder, 0, __pyx_mstate_global->__pyx_n_u_pyx_unpickle_RowEncoder, NULL, __pyx_mstate_global->__pyx_n_u_memora_lite__rows, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 4, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
+  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
+  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
+  #endif
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_pyx_unpickle_RowEncoder, __pyx_t_3) < (0)) __PYX_ERR(1, 4, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
   /* "memora_lite/_rows.pyx":1
@@ -4976,10 +10755,9 @@ __Pyx_RefNannySetupContext("PyInit__rows", 0);
  * """Row kernels: packing one inserted row, and building the rows a query returns.
  * 
 */
-  __pyx_t_3 = __Pyx_PyDict_NewPresized(2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyDict_NewPresized(1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_kp_u_pack_int_list_line_49, __pyx_mstate_global->__pyx_kp_u_values_as_little_endian_itemsiz) < (0)) __PYX_ERR(0, 1, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_kp_u_build_rows_line_105, __pyx_mstate_global->__pyx_kp_u_Result_rows_from_columns_of_valu) < (0)) __PYX_ERR(0, 1, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_kp_u_build_rows_line_302, __pyx_mstate_global->__pyx_kp_u_Result_rows_from_columns_of_valu) < (0)) __PYX_ERR(0, 1, __pyx_L1_error)
   if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_test, __pyx_t_3) < (0)) __PYX_ERR(0, 1, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
@@ -5019,7 +10797,11 @@ __Pyx_RefNannySetupContext("PyInit__rows", 0);
 /* #### Code section: cached_builtins ### */
 
 static int __Pyx_InitCachedBuiltins(__pyx_mstatetype *__pyx_mstate) {
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
+  __pyx_builtin_enumerate = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_enumerate); if (!__pyx_builtin_enumerate) __PYX_ERR(0, 96, __pyx_L1_error)
 
   /* Cached unbound methods */
   __pyx_mstate->__pyx_umethod_PyDict_Type_items.type = (PyObject*)&PyDict_Type;
@@ -5029,15 +10811,60 @@ static int __Pyx_InitCachedBuiltins(__pyx_mstatetype *__pyx_mstate) {
   __pyx_mstate->__pyx_umethod_PyDict_Type_values.type = (PyObject*)&PyDict_Type;
   __pyx_mstate->__pyx_umethod_PyDict_Type_values.method_name = &__pyx_mstate->__pyx_n_u_values;
   return 0;
+  __pyx_L1_error:;
+  return -1;
 }
 /* #### Code section: cached_constants ### */
 
 static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
   __Pyx_RefNannyDeclarations
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
   __Pyx_RefNannySetupContext("__Pyx_InitCachedConstants", 0);
+
+  /* "memora_lite/_rows.pyx":179
+ *     if _local_packer is None:
+ *         import msgpack
+ *         _local_packer = msgpack.Packer(use_bin_type=True, autoreset=True)             # <<<<<<<<<<<<<<
+ *     return _local_packer
+ * 
+*/
+  {
+    PyObject* __pyx_temp[2] = {__pyx_mstate_global->__pyx_n_u_use_bin_type, __pyx_mstate_global->__pyx_n_u_autoreset};
+    __pyx_mstate_global->__pyx_tuple[0] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[0])) __PYX_ERR(0, 179, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[0]);
+  }
+  __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[0]);
+  #if CYTHON_IMMORTAL_CONSTANTS
+  {
+    PyObject **table = __pyx_mstate->__pyx_tuple;
+    for (Py_ssize_t i=0; i<1; ++i) {
+      #if PY_VERSION_HEX >= 0x030F0000
+      PyUnstable_SetImmortal(table[i]);
+      #elif CYTHON_COMPILING_IN_CPYTHON_FREETHREADING
+      if ((PY_SSIZE_T_MAX <= _Py_IMMORTAL_REFCNT_LOCAL)) break;
+      #if PY_VERSION_HEX < 0x030E0000
+      if (_Py_IsOwnedByCurrentThread(table[i]) && Py_REFCNT(table[i]) == 1)
+      #else
+      if (PyUnstable_Object_IsUniquelyReferenced(table[i]))
+      #endif
+      {
+        Py_SET_REFCNT(table[i], ((Py_ssize_t)_Py_IMMORTAL_REFCNT_LOCAL + 1));
+      }
+      #else
+      if ((PY_SSIZE_T_MAX < _Py_IMMORTAL_INITIAL_REFCNT)) break;
+      Py_SET_REFCNT(table[i], _Py_IMMORTAL_INITIAL_REFCNT);
+      #endif
+    }
+  }
+  #endif
   __Pyx_RefNannyFinishContext();
   return 0;
+  __pyx_L1_error:;
+  __Pyx_RefNannyFinishContext();
+  return -1;
 }
 /* #### Code section: init_constants ### */
 
@@ -5047,41 +10874,41 @@ static int __Pyx_InitConstants(__pyx_mstatetype *__pyx_mstate) {
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
   {
-    const struct { const unsigned int length: 10; } str_length_index[] = {{8},{11},{1},{179},{417},{536},{8},{21},{24},{21},{23},{20},{12},{8},{8},{10},{8},{7},{12},{8},{13},{6},{18},{3},{10},{8},{18},{7},{2},{1},{5},{8},{1},{4},{2},{1},{17},{1},{5},{3},{2},{3},{13},{3},{6},{3},{8},{10},{6}};
-    const struct { const unsigned int length: 8; } bytes_length_index[] = {{194},{205}};
+    const struct { const unsigned int length: 9; } str_length_index[] = {{8},{20},{11},{15},{1},{179},{417},{8},{21},{24},{7},{6},{2},{9},{21},{58},{16},{19},{6},{10},{28},{30},{17},{20},{12},{8},{8},{12},{8},{10},{8},{7},{14},{12},{11},{10},{25},{12},{10},{17},{13},{12},{12},{19},{8},{5},{13},{6},{18},{9},{10},{18},{7},{6},{9},{1},{3},{4},{4},{5},{1},{4},{1},{17},{7},{1},{5},{3},{5},{6},{3},{4},{6},{8},{3},{6},{11},{6},{3},{8},{4},{10},{4},{5},{5},{6},{6},{12},{12},{1},{6}};
+    const struct { const unsigned int length: 10; } bytes_length_index[] = {{11},{55},{160},{695},{205}};
     #ifndef CYTHON_COMPRESS_STRINGS
       #define CYTHON_COMPRESS_STRINGS 90
     #endif
-    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (1135 bytes) */
-static const char cstring[] = "x\332\215TMO\033G\030\006\001\255\0134\021D4i\325\303kS\325v\265\270^ \t\241-\025M\203\324C\021\240T=8h=\336\035\343\201\335\031\2633\213\275\255*q\334\343\036\367\270G\0379\36238\372\330\237\220\237\320wv\227\257(\211j\331\236\217\367\343y\336\257\001[\270\201\307%p\342Q\t\235@\301\317\273BQP=\242\340e\250z\202\003\223\340P\227u\250O\024uC\220\312g\266\242\276V\342\260\367joe}c\035\010w\300\247\307\324V\022d\320\261]\"%\272\024]\364\312\\\3058\250\260Oe\003~\353B(\002\340\224:\240\004\364Q\357\256\201\352Q\016\222*\275\201*\341\\(\242\230\340\026\2323~T\005\207\371\010\302\316\250\266\336!\256\244\215\003*\003W\201/\006\022\272\276\360\340:,D?#n@\345\246\026B\273\315\332m\360H_\3426\013\271ur\2107\350\250\335.l\360\246\305\360\2621;\013\370i\267\321PcS\324\303L\020\304\267\325\ra\0300\325\303\330Q\317\022\276C}\324\222\256PPC\303\214\225l\034\210A\273]7\362\240D\3415C\327.9\3203\352\207\232\337\017@\211\335+\310\347`.\223\312\000\342\272:\024\301)\270\224\037\251^Ankk+\217\327\243\236\360\211\3452E\033\005,0\257/|\005\210~\243\233%\350\247\254 \216\245\0175\224\032P\253\014+\006T\230SA\226\255V\205\350S\247r\210\007\323\200\325\303\303\372=\017-\023%\305\246\325<\314d\265\277\253\303\352&T;U\003\252\314\301\355\352?\206>\326\213x\3632`\300DbPJ\271t\205r\207e\231C\326\236d\177a\206W:!6\037\343J\032\300\272\300\324m\026t\002\260\047=!U\341\322&}b3\025\242\323\276K0\221\332.+\010\323^[\2560\240\247K\211y\305.\201]\314_\2218\275\205\032\266\226.\035\365}\341\327\261<\334\311\332/k\025G\014xv8\242\034\033\337\305>U=\003\006=\206\025\"\266M\373\032KO\t\313\371\330\350\251\326\021\302E\352<\360\372a\021\306\2009\224c\343j$\306\273\010\246\373\036\373\251\236\215L>x\032\250\357\213\216K=\020x\360\007L\322;E\306@O,\364g\351L\324tUVV\261\010+\346\352\206\001\346\352s\374\303o\023\313\367\216\346Z\263\371>\275\274f\235\352\233a\323|3\354R\254\232NI\375#\200\257\375\200\376\037\310\232i\324?\210\250A\356B\021\307\261\260\n\364\266#\241\3462\254\215\331|Z\277\036b\207u1mzR\362""\346\277\323\354\337g6\215~8\274G\242p\262\376\242nY{\341\020\177\277\342\320Z\273t\250\016h\327\262\212W\205Z\370\351\006\334\326\253\207\035\224\255\302\t\334L\242K\223\255t\240\227\323\200\270\327W\212J\205\013\223\226-|\021\340\353F\363\361\0472\3446\023\215\233k\331\t\272\267\321]\267\254\255\371!]K\371\304\246\035\344^\004\333c,\237\206b$Nt8\256\360\356\016x\346\211g\215\203\324\304\t\002\335\213\276/\372>U\201\317Q\357\372\361\302\267\307\241]\202\017C>\210\347\223o\237L\314\224\316\325\325\334\327\311v\262?.=\214N\307\323O\222\207\351\351hr<\375\351\271\037-F/\342\227q\230\226FS\243\265\221}\261P(\315^\315.\247f\2723\252\214~\031\221\361\364\322\325\322\267)IO\337~\242=\206\361Tl\216K\237G\177\304\345x#YK\234\364\233\364\370br\374\331b\274\034\357\277+9A\267\037\224\374\373\036\345\351\271\350y\\K\312W\023?^n\277\375bb\346\313d*1\223\355\034]F\345\214\365\351\270\364 :N&\223E\224\375>Z\030-\217\3665\327R4\025\231\321N\\M\026\222j\372X\207Z\212f2\020$=\027\255E$:\213\377\304\224\274N\037\245\333\343\371\305\370\273,?\323\263Q-.\353\245\034=\213\027Q\373\256\341\203\310\216\027P\\\232\217^\305K1A\374\371\257\222r\3624\235I\367S:zv\361\370r\362\362\321\345\366\345\276F\331\214\263\305D\345, \363?\261\326\234\273";
-    PyObject *data = __Pyx_DecompressString(cstring, 1135, 1);
+    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (1647 bytes) */
+static const char cstring[] = "x\332mTMS\333F\030\306\004\022\347c\002\006\nI\233\266kJb\047u\335\2308\220&m:N\n\323N\247i\354\244!3\204\221\327\322\032+\326\207\255]\001n\332\016G\035\367\250\243\216:\352\250\243\217\034u\324\221\237\220\237\320w%\033HZ\017h\337\335\367\373y\237]$\233\232\255\033\024\251\024\031&C\225\022Z-\241*2-\364\000\031X\047\024\265l\206\212\314\"\004\265-\274\253\023\203\335\376\361\231\311\010b\035\314\320\323\001\353\230\206pW\210\246\266\210\205\031\321\006\2102K\225\031\261\204\221\201\236o<\377\246\372\240\212\260\241 \213\274%2\243\210\332-Y\303\224B\006\263\rIT\215\251\006b\203\036\241e\364K\033\rL\033\031\204(\210\231\250\007vg\035X\207\030\210\022&\004T\300\006T\216\231j\032\022\270\253\306n\001)\252\005I\324=\"\2747\261FI\271A\250\2551d\231\373\024\0321u4\356\034\262\357a\315&\364\241P\242fSm6\221\216{\024\304\004\201\355\356\016\234@\240fs\344\003\047\333*\034\226/]B\360k6\301Q\344&`\007H`\310/\263\223\202\321\276\312:\320;\330I\246\245\020\013\254\250\006`\027\3011\251\212\226\033\346~\263y\273\2246e\216\242&\331EH\003\221=b\rD}\217\020\301rgT|\232LS)+!\254i\242\025\323 H#\306.\353\214\212{\374\370q\332\257Nt\323\302\222\2462R\036\245E\252\3363-\206 \373\211m\002\320\017\311@\024Il\212\240-\241\342\362\301r\t-\253\3122T\271\275\275\214\305\256\265\274\003\033\301\231\235\235\333\037D\330\256\200f$l\337\335It\305w\205\203\302CTh\025J\250\240* \256\376]\022\333\324\025+\212\004\203$\247\231QQS\241\235{wWo\217\207\245\250\3556\260\n\020I\233TT\212[\032!\206\370\356\312*M%\345L\263\337&\261\312\275\301\201\300\206\366\210\214z\020\242\255\022M)\241\212\030\354Z5\335\322RBQ\301\252.\031 \254\233\306\256\330\351=,w\201\212\252\001SU\377$\3106\272\206\271o\244^i\314\347\302\304\002\2546\014\331T\316JeI\262\210b\313D\222\223\313\"I\037\350`\344\024\350\373\277Z\222\254\222\364|p\000\377?\001\253\244g\344\2005H[\222F\264\007\255$\t\276\211\265m\033\262Xw\3071\341\247c\325HVS\261\265\344D\360*Y\311\276X\000\031I\356\020\271Km=\335\245\364H\345Q\034!\n\206\247\222m\364T""\271\013\321Nk\225\244\276\215\265q\350Q\303\322\177Z?9 \007b\003\315\237\224C\317\024\375\037P$\211\021\312\306\255\252T\222M\313\264\341\311 \351\235\302t`\310\252Y>9\246\330f&4B\330)\241d\301\047\t\340`\026\226I\013&6\342U\21231l=y\300T\0304\374Q`\217.\376iW\3341\375\354\rJ\342\351tW0\303H.*\240i\002W\254\344C\241\010\241J\211\323\353BR\205\034\364\314\036\274KPo\372M\000\265\010\263-\003\242\215\337\020J\2646T\255\2206\026w\024\350&\370E\0238\250hI\261{\n\3106%RKM\336\274D\036C\266\227\276f\207\231x\252\350g\374E\277\177\2309\236\372\322\355G\350np9|4\354F\365F<5\317\037\272\257\275\272\207\343\251\013\207\177\361u7\037gK~\315\337\t\313G\340z\331\251\034f\336g\047.}&\0249\276\300w\274\025O\365Y\360 \254\206\007Cv\264\0365^E\257p\204ID\364H\357G\375\277\336OL\374\235\251M\302R\233|2\031gg\371\005\336w\317\273\232\237\027Y\366\234-\276\341.\270\3658;\307!\352\022\357\037\303\207\271\017\274u\377\246O\203\225`7\334\032\326\204m?\316\316D3_\373U\277\037\\\010\336\r\013G\271\343\017O\362\207\265\343\354\315\350\346z\320\017\247\302\032\324z\361\206[y\177~\342\342\025\247\352\364\3714\337r7\274y\357W\260\237\016^\010\233\370\312<\257\210nr\374\226;\351\256\2708\316^q6\370\047\034C\025\025\241~\354\345\274\233\036\363\327\202\\\220\217\257\31486\177\312\373\361,\324*v\214\257\2719\367+\367\205\227\211g\347y\225\377\t\366\267\000\346y\377\251o\005sA5\260\303Z\370bxn\270:l\000Jk\000v\324x\021/|\006\361g\257\271\027\301>\037\317.BF\333\375\331\253\305\271O\370+\267\342>u\2518\207\220\321\222\030\333\265 7\362Y\340\277{\025\357g\277&\264\253\274\001\225>\362\260\327\037\207\214\256\t\3739\177\325\177\031,&X<\t[\303\311\341\312\260}T;\252\037\317^\007\310\267\274\232\327\360\372~6H\352^\207\026\352\243\000\327\335%o\022z\356\373gU\237\273u\267\355=\361\024\377\244\332\232\250\377\034\324Z;=\311^v\356\363I\030\346\010\331(w\307\317\003x_\204\3260\027g\257FW\201x^\326\237\2040\343\335\264\367\322\317}\004\374G\310.\362\216\213]\033\272\336\014\362A\345#\220\226\370?@\\\002L""\330\013\352\001>\205h3X\016~\n\317\2078\354\213\030fbU9\035T\321\277\025L\005\033a.\\\t\225\341\255\243\314\321\302\321\313\250\276\025m\275\216^\277\211\336\000\231[#T\222\006\243\033\367!\001\t+\311\374\005\222\213P\177\346D\373\215_\367\325\200\206\371\324\202\272yp\315^up4\203\274\214w\335\277\023l\206\320\370\214\263\307\353\\qK^\307\307\321\304\367\300\326\305\211\351\353)\230\300\330\351\354!u\362\316w\t\325\300\377\255\233q\347@\367\233\237\363\277\202\034pG\263\3169\247\342l\362\002\200T\360\226`Vp4\355\374\301\363\002\367\313\316=\007C\222-\267\346\276\004\316\003\323\347\370\035\330\324\343\251KN\021\346\003K\336Y\343s`}\326\361\252#\303e\310\237N\003X\376)\264q\037\246$\300[\013\226\302L8\017\224\256\213,\017y\262T\3008\227\274\021\377\002\237\233\354\036";
+    PyObject *data = __Pyx_DecompressString(cstring, 1647, 1);
     #define __Pyx_DecompressString_LZSS_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (1472 bytes) */
-static const char cstring[] = "\377 columns\377 names b\377ut ?Note\377 that Cy\377thon is \377delibera\377tely str\337icter!\001n \377PEP-484 \377and reje\377cts subcolassP\000ofS\000\377iltin ty\377pes. If \377you need\237 to p%\000%\tt\177hen set\200\000\377e \047annot\277ation_<\000i\177ng\047 dirb\000\373iv\242\000o Fal\377se.Resul\377t rows f\347rom\316\006{\000val\357ues:\031\001 ``\377i`` maps\234\010\000\356\002[k]\017\000\204\000`\331`\204$\017\000[i\022\000.\n\217\n   0\000S\000x\001e\2647\000\207 a}\000ct\331\006 \317with\371\000X\000_o\357rder]\000slo\277t (``r\221\002s\377.Row``),\342\317\003oO\004\354\"O\001n e\357very\271\001; e\347ach\215D\363!a l\377ist, all\375 \306 one le\357ngth\226\004>>>\376\352\003memora_\337lite.p\004 i?mport {\000\304\002\264(\001\234\"=\214Bd_\252!(\376\231\000, (\"x\",\337 \"id\"\243\000[[\373\"a\n\001b\"], \377[1, 2]])\3065\n[1\027\000\350!\006\000[0\375]\242\"({\047x\047:\377 \047b\047, \047imd\010\0002}\007\000b\0475\003\263``\201C\373 as\322\000t\377tle-endi\373an\221Atemsi\335z\337 -by\372`in\377ts, if i\371t\374\007\375\001at mo\373st\222Dcapacwity\320@pla\336`\3704\001\214B\352```[lo\307, h\307A\325 \243` N\230\275 \317D\007\001 (\330`\267Ae\337rror)\361`nd\371s\361b\305` down\376\376bgeneral\377 path, w\373hi\237@accepKts\013\000a\237\000\212\003c\310\000\337(bool\270\000nu\357mpy \301\003wid\337ening\241ainyfj\000\364\204\001ype)\256\205\002\376\363\205\003the pro\377blem oth?erwise\332H\346\000sk_\224 \337@st(\222A\373-2\234@-128,O 127\002\000\005\0000\342`\316\033\014300\024\021\256Cb\047\377\\x01\\xfe\360\263@\232!\336G_\017True~O!(1,), \211\016\354\240c\377!, a\007add\377_notebui\375l\214\204\003 (line\337 105)\224\210\005di\241f\264 \314 \366\204\004\342\204\010/\301\204\002.\347pyx\225*>\00449)\337__Pyx\001\000Di\377ct_NextR\357ef__\317\207\004e__\277__func\004\001m<\277`\003\002odul\025\002\220\211\001\356\036\001new%\001qua\275l\013\005test:\000i\377s_corout\374\260\000\371\206\003asynci{o.\016\006sbuf\324\007\362\253\204\005c\341\001""\316@_tra\277ceback\202\212\004h\247iii\211\205\002\214\205\004k\375\206\001l\223om\325\206\t\265\206\002n\255\212\002\230\000o\371k}\000\223jpopre\177turnrow\265\210\005\377setdefau\373lt\212\211\003\200\001\360\030\000\377\005\010\200t\320\013\034\230\377A\230Q\330\010\017\210q\377\330\004\030\230\017\240q\250\377\001\330\004\007\200r\210\022\377\2109\220C\220y\240\010\377\250\003\2503\250c\260\021\376\036\004\n\320\n#\2401\240\377F\250\"\250B\250a\330\377\004\025\320\025&\240a\240\367q\360\006N\001y\220\003\220\3771\330\010\r\210U\220!\377\2208\2303\230d\240$\377\240j\260\001\330\t\022\220\227#\220Q\n\rkT\000\001\026\340\3748\014)\001\004\013\2107\220(\377\230!\320\000<\270A\360\377\026\000\005\031\230\003\2301\273\230Ax\003s\210!\261\002q\377\330\010\016\210j\230\001\230\375\022\031\000M\250\021\250#\250\375Q\250\001\010\210\003\2101\210\377F\220\047\230\021\230\047\240\235\027\347\001\010\210\005\247\002\262\000\013\377\2103\210a\210v\220W\376\220 T\240\023\240A\330\014\367\022\220*\233\"\004\n\210(\367\220!\330\004\000!\2106\220\365\022\340\000\004.\010\016\210c\220\375\021\034\000\010\014\210E\220\025\377\220a\220q\330\014\032\230\377!\2305\240\005\240Q\240\377e\2506\260\027\270\001\270\357\023\270A\270\347 \013\210:z\204!\013\206\000E\220\021\330\316\000\0011";
-    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 1472, 1928);
+    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (2112 bytes) */
+static const char cstring[] = "\377 columns\377 is not \3771, 2, 4 \377or 8 nam\377es but (\377tree fra\377gment)?N\377ote that\177 Cython;\001\377delibera\377tely str\337icter!\001n \377PEP-484 \377and reje\377cts subcolass_\000ofb\000\377iltin ty\377pes. If \377you need\237 to p%\000%\tt\177hen set\200\000\337e \047an\267\000at\357ion_<\000ing\337\047 dirb\000iv\376\242\000o False\377.Result orows\306\000om\361\006\376{\000values:\376\031\001 ``i`` \317maps\010\000\375\002[k\231]\017\000\204\000``\247$\017\000[\375i\022\000.\n\n   H0\000S\000x\001e7\000\306 a}\000\373ct\331\006 with\374\371\000X\000_order\366]\000sl\352 (``r\376\221\002s.Row``\213),\317\003oO\004\373\"O\001n\277 every\271\001;\237 each\260D\262Aa\377 list, a\367ll \306 one \277length\226\004>\373>>\352\003memor\177a_lite.p\004\377 import \320{\000\304\002(\001\234\"=\214Bd_\372\252!(\231\000, (\"x\177\", \"id\"\243\000\357[[\"a\n\001b\"]w, [\260a]])5\n\343[1\027\000\350!\006\000[0]\376\242\"({\047x\047: \377\047b\047, \047id\266\010\0002}\007\000b\0475\003a\357dd_n\325`bui\275lt\003 (li\314\0003\36702)\237\204\005diff\370\323`\247`\337\003disab\357leen\002\001gci\325s\004\003d\342\010/\301\002.p\373yx\230!spec \377per fielod, 1\334a64\t\003\363s,\236\204\002\334` key\277 among\340am\377packed i\375n\323@ize un_known?\003 O\002\365P\037\001r\305@Enco\374\342@\000\007.__red\337uce_c\250\205\002__\376\017\nsetstat\372\t\022eG\002__Pyx\376\001\000Dict_Ne\177xtRef__\360\204\004?e____d\026\001\006\000/func\014\001gL\005\032\000\357main \001mod\343ul)\002\324\206\0012\001new\3749\001\227 _check\037sum__\n\001\220\204\003\006\003\360\226\003\022\002\231\206\001\033\003unpi\363ckK\000\346\007__qu\223alS\005\352\004_\352\016\203&e\275x\265\001set_\207\005s\374\252\010\204.__test\376\343\005is_coro\363ut\235`\316\205\003asyn\357cio.\016\006sau\177toreset\307g\365c\314a_\214 trac\343eb\322@\370\210\004\342#enu\345m\274\210\002i\346@\351@sit[em\000\001sk\340\205\001m\266\205\t.\226\205\002msg\226an\244\211\002\313 _other\000\002s\231\000""\354\261a\263cpkr\000dex_popre\266\000d\000\003\376\256\207\002returnr\373ow\274\207\005selfs\377etdefaulSts\354`\260\204\001s\237bs\317\001\377dupdateuose_b\310\001yp\007\002\372\300ev\310\210\003\200\001\330\004(\377\250\001\250\026\250q\200\001\377\340\004\037\230q\320 0\377\260\013\270;\300k\320Q\377R\330\004\023\220:\230X\377\240Q\240a\330\004\007\200\377|\2207\230!\330\010,\177\250A\250]\270.\3108\000\377\013\2101\200\001\360\010\000\373\n\033\025\001\021\220\024\220]\377\240$\240i\250t\2608\377\2704\270x\300t\3107\377\320RV\320Va\320a\377e\320em\320mq\320\377q|\360\000\000}\001A\375\002\004\000A\002B\002\330\010\377\020\220\007\220q\230\006\230\367l\250!b\001v\210W\220\377E\230\024\230Q\330\010\022\375\220l\000\027\220q\340\010\027\377\220t\2308\2407\250%\377\250s\260$\260g\270W\373\300A\216\001q\330\010\017\320\377\017+\2504\250q\260\007\177\260{\300\047\310\021\340\004\013\377!\200A\340\010%\320%\1777\260q\270\004\270A\251\000\377\t\034\2301\360\006\000\t\377\014\2104\210q\220\005\220\177W\230E\240\023\240K?\000\367\005\260S \001\330\014\023\220\3771\330\010\021\220\021\220&\377\230\002\230$\230a\330\010\177\014\210E\220\025\220a\203\000\3751\033\001>\240\021\240%\240\377t\2506\260\021\260!\330\377\014\017\210u\220C\220q\363\330\020\251\000\n\001t\2206\230\377\021\230#\230S\240\001\330\277\020\023\2204\220z-\000&\376\344 \023\250C\250r\260\022\377\2604\260u\270A\270S\277\300\003\3002\300R\243 6\376\352 \320RS\330\024\033\230\2771\330\020\030\230\t]\000!\367\330\020\026o\000u\230H\240\377A\330\021\025\220V\2301\277\230C\230s\240!N\002\320\335\027\263A\030\260\021-\004\024\220\177O\2401\240H\250Am\001\3672\220R\255 ;\240a\240\355qK\005\320\030\343A\022\2502\357\250T\260\026\207\"B\270b\377\300\002\300$\300f\310A\337\310Q\340\020\031\360 W\240\377A\240R\240q\250\010\260\352\263\0027\300\000Q\215\004\031\230\027\333\240\002\361\000q\250\017\t\035\230\377Q\230f\240B\240d\250\\\245\006~\000\030\230\003\251\000A\270\005\377A\330\010\013\2105\220\002|\312@\323$""\320\021*\250!\272 \377\036\270r\300\021\330\010\016{\320\016\366`\240\010\250\002\377@\276\006\005\005\240T\250\021\352,\017\375\210\315*\026\220h\230a\230}u\363\000F\260!\2601\226,\177\027\220~\240Q\240e\231`\177v\260Q\260a\330\020\233%\377F\260\"\260D\270\006\270\273a\270\257@\026\220o!\0021\376\237G(\250&\260\004\260E\377\270\021\270$\270d\300&\377\310\001\310\024\310T\320Q\377W\320WX\320X\\\320\237\\a\320ab\243D\234B\320;\0345^\000e\2701\373B\306!\347\026\230q\366A\027\004-\250Q\277\250i\260s\270!\034\003s\373\230!\342@\010\016\210a\320\377\017 \240\001\240\031\250*\377\260F\270!\330\010\017\210\377v\220Q\220d\230,\240\377h\250a\320\000<\270A\337\360\026\000\005\031\307#\360\006\377\000\005\010\200s\210!\210\3719\346b=\000j\230\001\230\022\276\222`M\250\021\250#a\000a\377\330\004\010\210\003\2101\210wF\220\047\374`\047\240\027\251@\276\020\000\005\210U\220!\316\204\001\013\357\2103\210ab\000W\230A\357\230T\240\023\324`\014\022\220\375*\n\000Q\330\004\n\210(\373\220!\003\001!\2106\220\022\367\2201\330-\t\016\210c\220y\021\210\206\001\377\204\005q\330\014\032\304\000\3675\240\005\336\"6\260\027\270\177\001\270\023\270A\270Q\350A\373:\220\002\0021\210E\220\021\037\330\004\013\2101";
+    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 2112, 2624);
     #define __Pyx_DecompressString_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #else /* compression: none (1928 bytes) */
-static const char bytes[] = " columns names but ?Note that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.Result rows from columns of values: row ``i`` maps ``names[k]`` to ``columns[k][i]``.\n\n    ``row_type`` is a dict subclass with an ``_order`` slot (``results.Row``), set to\n    ``names`` in every row; each column is a list, all of one length.\n\n    >>> from memora_lite.results import Row\n    >>> rows = build_rows(Row, (\"x\", \"id\"), [[\"a\", \"b\"], [1, 2]])\n    >>> rows[1], rows[1][0]\n    ({\047x\047: \047b\047, \047id\047: 2}, \047b\047)\n    ``values`` as little-endian ``itemsize``-byte ints, if it is a list of at most\n    ``capacity`` plain ints within ``[lo, hi]``; else None.\n\n    None (not an error) sends the row down the general path, which accepts what it\n    can (bools, numpy ints, widening an inferred type) and names the problem otherwise.\n\n    >>> pack_int_list([1, -2], -128, 127, 1, 10), pack_int_list([300], -128, 127, 1, 10)\n    (b\047\\x01\\xfe\047, None)\n    >>> pack_int_list([1, True], -128, 127, 1, 10), pack_int_list((1,), -128, 127, 1, 10)\n    (None, None)\n    add_notebuild_rows (line 105)columns differ in lengthmemora_lite/_rows.pyxpack_int_list (line 49)__Pyx_PyDict_NextRef__annotate____func____main____module____name____new____qualname____test___is_coroutine_orderasyncio.coroutinesbufbuild_rowscapacitycline_in_tracebackcolumnshiiitemsitemsizeklistlommemora_lite._rowsnnamesnewokoutpack_int_listpopreturnrowrow_typesetdefaultvalues\200\001\360\030\000\005\010\200t\320\013\034\230A\230Q\330\010\017\210q\330\004\030\230\017\240q\250\001\330\004\007\200r\210\022\2109\220C\220y\240\010\250\003\2503\250c\260\021\330\010\017\210q\330\004\n\320\n#\2401\240F\250\"\250B\250a\330\004\025\320\025&\240a\240q\360\006\000\005\010\200y\220\003\2201\330\010\r\210U\220!\2208\2303\230d\240$\240j\260\001\330\t\022\220#\220Q\330\010\r\210U\220!\2208""\2303\230d\240$\240k\260\021\330\t\022\220#\220Q\330\010\r\210U\220!\2208\2303\230d\240$\240k\260\021\340\010\r\210U\220!\2208\2303\230d\240$\240k\260\021\330\004\013\2107\220(\230!\320\000<\270A\360\026\000\005\031\230\003\2301\230A\360\006\000\005\010\200s\210!\2109\220C\220q\330\010\016\210j\230\001\230\022\2301\230M\250\021\250#\250Q\250a\330\004\010\210\003\2101\210F\220\047\230\021\230\047\240\027\250\001\330\004\010\210\005\210U\220!\2201\330\010\013\2103\210a\210v\220W\230A\230T\240\023\240A\330\014\022\220*\230A\230Q\330\004\n\210(\220!\330\004\n\210!\2106\220\022\2201\330\004\010\210\005\210U\220!\2201\330\010\016\210c\220\021\220!\330\010\014\210E\220\025\220a\220q\330\014\032\230!\2305\240\005\240Q\240e\2506\260\027\270\001\270\023\270A\270Q\330\010\013\210:\220Q\330\010\013\2101\210E\220\021\330\004\013\2101";
+    #else /* compression: none (2624 bytes) */
+static const char bytes[] = " columns is not 1, 2, 4 or 8 names but (tree fragment)?Note that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.Result rows from columns of values: row ``i`` maps ``names[k]`` to ``columns[k][i]``.\n\n    ``row_type`` is a dict subclass with an ``_order`` slot (``results.Row``), set to\n    ``names`` in every row; each column is a list, all of one length.\n\n    >>> from memora_lite.results import Row\n    >>> rows = build_rows(Row, (\"x\", \"id\"), [[\"a\", \"b\"], [1, 2]])\n    >>> rows[1], rows[1][0]\n    ({\047x\047: \047b\047, \047id\047: 2}, \047b\047)\n    add_notebuild_rows (line 302)columns differ in lengthdisableenablegcisenabledmemora_lite/_rows.pyxone spec per field, 1 to 64 fields, and the key among thempacked int size unknown field spec PackerRowEncoderRowEncoder.__reduce_cython__RowEncoder.__setstate_cython__RowEncoder.encode__Pyx_PyDict_NextRef__annotate____dict____func____getstate____main____module____name____new____pyx_checksum__pyx_result__pyx_state__pyx_type__pyx_unpickle_RowEncoder__qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___dict_is_coroutine_orderasyncio.coroutinesautoresetbuild_rowscline_in_tracebackcolumnsencodeenumerateiintintsitemitemsklistmmemora_lite._rowsmsgpacknnamesnewotherothersoutpackpackedpk_indexpoprecordrecord_typereturnrowrow_typeselfsetdefaultsizespecsstatestoredupdateuse_bin_typeuse_setstatevvalues\200\001\330\004(\250\001\250\026\250q\200\001\340\004\037\230q\320 0\260\013\270;\300k\320QR\330\004\023\220:\230X\240Q\240a\330\004\007\200|\2207\230!\330\010,\250A\250]\270.\310\001\330\004\013\2101\200\001\360\010\000\n\033\230!\330\010\021\220\024\220]\240$\240i\250t\2608\2704\270x\300t\3107\320RV\320Va\320ae\320em\320mq\320q|\360\000\000}\001A\002\360\000\000A\002B\002\330\010\020\220\007\220q\230\006\230l\250!\330\004\007\200v\210W\220E\230""\024\230Q\330\010\022\220!\330\010\027\220q\340\010\027\220t\2308\2407\250%\250s\260$\260g\270W\300A\330\004\007\200q\330\010\017\320\017+\2504\250q\260\007\260{\300\047\310\021\340\010\017\320\017+\2504\250q\260\007\260{\300!\200A\340\010%\320%7\260q\270\004\270A\360\010\000\t\034\2301\360\006\000\t\014\2104\210q\220\005\220W\230E\240\023\240K\250q\260\005\260S\270\004\270A\330\014\023\2201\330\010\021\220\021\220&\230\002\230$\230a\330\010\014\210E\220\025\220a\220t\2301\330\014\023\220>\240\021\240%\240t\2506\260\021\260!\330\014\017\210u\220C\220q\330\020\027\220q\330\014\017\210t\2206\230\021\230#\230S\240\001\330\020\023\2204\220z\240\021\240&\250\001\250\023\250C\250r\260\022\2604\260u\270A\270S\300\003\3002\300R\300t\3106\320QR\320RS\330\024\033\2301\330\020\030\230\t\240\021\240!\330\020\026\220a\220u\230H\240A\330\021\025\220V\2301\230C\230s\240!\330\020\023\2204\320\027(\250\001\250\030\260\021\330\024\033\2301\330\020\024\220O\2401\240H\250A\330\020\023\2202\220R\220t\230;\240a\240q\330\024\033\2301\330\020\030\320\030(\250\001\250\022\2502\250T\260\026\260q\270\004\270B\270b\300\002\300$\300f\310A\310Q\340\020\031\230\024\230W\240A\240R\240q\250\010\260\001\330\020\023\2207\230#\230Q\330\024\033\2301\330\020\031\230\027\240\002\240%\240q\250\001\330\020\023\2207\230#\230Q\330\024\035\230Q\230f\240B\240d\250!\330\020\026\220a\220u\230A\330\020\030\230\003\2301\230A\330\020\026\220a\220u\230A\330\010\013\2105\220\002\220!\330\014\023\2201\330\010\021\320\021*\250!\2506\260\036\270r\300\021\330\010\016\320\016\037\230q\240\010\250\002\250!\330\010\016\320\016\037\230q\240\005\240T\250\021\330\010\014\210E\220\025\220a\220t\2301\330\014\017\210t\2206\230\021\230#\230S\240\001\330\020\026\220h\230a\230u\240H\250F\260!\2601\330\021\025\220V\2301\230C\230s\240!\330\020\027\220~\240Q\240e\2504\250v\260Q\260a\330\020\024\220O\2401\240H\250F\260\"\260D\270\006\270a\270q\330\020\026\220o\240Q\240e\2501\330\020\023\2204\220z\240\021\240(\250&\260\004\260E\270\021""\270$\270d\300&\310\001\310\024\310T\320QW\320WX\320X\\\320\\a\320ab\330\024\033\2301\330\020\026\220a\220u\320\0345\260Q\260e\2701\330\020\027\220q\340\020\031\230\026\230q\240\001\330\020\026\220a\220u\320\034-\250Q\250i\260s\270!\2701\330\020\027\220s\230!\2301\330\010\016\210a\320\017 \240\001\240\031\250*\260F\270!\330\010\017\210v\220Q\220d\230,\240h\250a\320\000<\270A\360\026\000\005\031\230\003\2301\230A\360\006\000\005\010\200s\210!\2109\220C\220q\330\010\016\210j\230\001\230\022\2301\230M\250\021\250#\250Q\250a\330\004\010\210\003\2101\210F\220\047\230\021\230\047\240\027\250\001\330\004\010\210\005\210U\220!\2201\330\010\013\2103\210a\210v\220W\230A\230T\240\023\240A\330\014\022\220*\230A\230Q\330\004\n\210(\220!\330\004\n\210!\2106\220\022\2201\330\004\010\210\005\210U\220!\2201\330\010\016\210c\220\021\220!\330\010\014\210E\220\025\220a\220q\330\014\032\230!\2305\240\005\240Q\240e\2506\260\027\270\001\270\023\270A\270Q\330\010\013\210:\220Q\330\010\013\2101\210E\220\021\330\004\013\2101";
     PyObject *data = NULL;
     #define __Pyx_DecompressString_UNUSED
     #define __Pyx_DecompressString_LZSS_UNUSED
     #endif
     PyObject **stringtab = __pyx_mstate->__pyx_string_tab;
     Py_ssize_t pos = 0;
-    for (int i = 0; i < 49; i++) {
+    for (int i = 0; i < 91; i++) {
       Py_ssize_t bytes_length = str_length_index[i].length;
       PyObject *string = PyUnicode_DecodeUTF8(bytes + pos, bytes_length, NULL);
-      if (likely(string) && i >= 11) PyUnicode_InternInPlace(&string);
+      if (likely(string) && i >= 18) PyUnicode_InternInPlace(&string);
       if (unlikely(!string)) {
         Py_XDECREF(data);
         __PYX_ERR(0, 1, __pyx_L1_error)
@@ -5089,8 +10916,8 @@ static const char bytes[] = " columns names but ?Note that Cython is deliberatel
       stringtab[i] = string;
       pos += bytes_length;
     }
-    for (int i = 49; i < 51; i++) {
-      Py_ssize_t bytes_length = bytes_length_index[i-49].length;
+    for (int i = 91; i < 96; i++) {
+      Py_ssize_t bytes_length = bytes_length_index[i-91].length;
       PyObject *string = PyBytes_FromStringAndSize(bytes + pos, bytes_length);
       stringtab[i] = string;
       pos += bytes_length;
@@ -5100,15 +10927,15 @@ static const char bytes[] = " columns names but ?Note that Cython is deliberatel
       }
     }
     Py_XDECREF(data);
-    for (Py_ssize_t i = 0; i < 51; i++) {
+    for (Py_ssize_t i = 0; i < 96; i++) {
       if (unlikely(PyObject_Hash(stringtab[i]) == -1)) {
         __PYX_ERR(0, 1, __pyx_L1_error)
       }
     }
     #if CYTHON_IMMORTAL_CONSTANTS
     {
-      PyObject **table = stringtab + 49;
-      for (Py_ssize_t i=0; i<2; ++i) {
+      PyObject **table = stringtab + 91;
+      for (Py_ssize_t i=0; i<5; ++i) {
         #if PY_VERSION_HEX >= 0x030F0000
         PyUnstable_SetImmortal(table[i]);
         #elif CYTHON_COMPILING_IN_CPYTHON_FREETHREADING
@@ -5129,6 +10956,39 @@ static const char bytes[] = " columns names but ?Note that Cython is deliberatel
     }
     #endif
   }
+  {
+    PyObject **numbertab = __pyx_mstate->__pyx_number_tab + 0;
+    int8_t const cint_constants_1[] = {1,2,4,8};
+    int32_t const cint_constants_4[] = {98825376L};
+    int64_t const cint_constants_8[] = {4294967295LL};
+    for (int i = 0; i < 6; i++) {
+      numbertab[i] = PyLong_FromLongLong((i < 4 ? cint_constants_1[i - 0] : (i < 5 ? cint_constants_4[i - 4] : cint_constants_8[i - 5])));
+      if (unlikely(!numbertab[i])) __PYX_ERR(0, 1, __pyx_L1_error)
+    }
+  }
+  #if CYTHON_IMMORTAL_CONSTANTS
+  {
+    PyObject **table = __pyx_mstate->__pyx_number_tab;
+    for (Py_ssize_t i=0; i<6; ++i) {
+      #if PY_VERSION_HEX >= 0x030F0000
+      PyUnstable_SetImmortal(table[i]);
+      #elif CYTHON_COMPILING_IN_CPYTHON_FREETHREADING
+      if ((PY_SSIZE_T_MAX <= _Py_IMMORTAL_REFCNT_LOCAL)) break;
+      #if PY_VERSION_HEX < 0x030E0000
+      if (_Py_IsOwnedByCurrentThread(table[i]) && Py_REFCNT(table[i]) == 1)
+      #else
+      if (PyUnstable_Object_IsUniquelyReferenced(table[i]))
+      #endif
+      {
+        Py_SET_REFCNT(table[i], ((Py_ssize_t)_Py_IMMORTAL_REFCNT_LOCAL + 1));
+      }
+      #else
+      if ((PY_SSIZE_T_MAX < _Py_IMMORTAL_INITIAL_REFCNT)) break;
+      Py_SET_REFCNT(table[i], _Py_IMMORTAL_INITIAL_REFCNT);
+      #endif
+    }
+  }
+  #endif
   return 0;
   __pyx_L1_error:;
   return -1;
@@ -5138,12 +10998,12 @@ static const char bytes[] = " columns names but ?Note that Cython is deliberatel
 namespace {
 #endif
 typedef struct {
-    unsigned int argcount : 3;
+    unsigned int argcount : 2;
     unsigned int num_posonly_args : 1;
     unsigned int num_kwonly_args : 1;
     unsigned int nlocals : 4;
     unsigned int flags : 10;
-    unsigned int first_line : 7;
+    unsigned int first_line : 9;
 } __Pyx_PyCode_New_function_description;
 #ifdef __cplusplus
 } /* anonymous namespace */
@@ -5163,14 +11023,29 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
   PyObject* tuple_dedup_map = PyDict_New();
   if (unlikely(!tuple_dedup_map)) return -1;
   {
-    const __Pyx_PyCode_New_function_description descr = {5, 0, 0, 10, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 49};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_values, __pyx_mstate->__pyx_n_u_lo, __pyx_mstate->__pyx_n_u_hi, __pyx_mstate->__pyx_n_u_itemsize, __pyx_mstate->__pyx_n_u_capacity, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_i, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_buf, __pyx_mstate->__pyx_n_u_ok};
-    __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_memora_lite__rows_pyx, __pyx_mstate->__pyx_n_u_pack_int_list, __pyx_mstate->__pyx_kp_b_iso88591_t_AQ_q_q_r_9Cy_3c_q_1F_Ba_aq_y, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
+    const __Pyx_PyCode_New_function_description descr = {3, 0, 0, 14, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 110};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_row, __pyx_mstate->__pyx_n_u_record_type, __pyx_mstate->__pyx_n_u_k, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_size, __pyx_mstate->__pyx_n_u_item, __pyx_mstate->__pyx_n_u_v, __pyx_mstate->__pyx_n_u_values, __pyx_mstate->__pyx_n_u_others, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_record, __pyx_mstate->__pyx_n_u_packed, __pyx_mstate->__pyx_n_u_stored};
+    __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_memora_lite__rows_pyx, __pyx_mstate->__pyx_n_u_encode, __pyx_mstate->__pyx_kp_b_iso88591_A_7q_A_1_4q_WE_Kq_S_A_1_a_E_at1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {3, 0, 0, 10, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 105};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 4, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_state, __pyx_mstate->__pyx_n_u_dict_2, __pyx_mstate->__pyx_n_u_use_setstate};
+    __pyx_mstate_global->__pyx_codeobj_tab[1] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_reduce_cython, __pyx_mstate->__pyx_kp_b_iso88591_it84xt7RVVaaeemmqq_A_A_B_q_l_vW, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[1])) goto bad;
+  }
+  {
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 17};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_pyx_state};
+    __pyx_mstate_global->__pyx_codeobj_tab[2] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_setstate_cython, __pyx_mstate->__pyx_kp_b_iso88591_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[2])) goto bad;
+  }
+  {
+    const __Pyx_PyCode_New_function_description descr = {3, 0, 0, 10, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 302};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_row_type, __pyx_mstate->__pyx_n_u_names, __pyx_mstate->__pyx_n_u_columns, __pyx_mstate->__pyx_n_u_m, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_i, __pyx_mstate->__pyx_n_u_k, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_row, __pyx_mstate->__pyx_n_u_new_2};
-    __pyx_mstate_global->__pyx_codeobj_tab[1] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_memora_lite__rows_pyx, __pyx_mstate->__pyx_n_u_build_rows, __pyx_mstate->__pyx_kp_b_iso88591_A_1A_s_9Cq_j_1M_Qa_1F_U_1_3avWA, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[1])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[3] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_memora_lite__rows_pyx, __pyx_mstate->__pyx_n_u_build_rows, __pyx_mstate->__pyx_kp_b_iso88591_A_1A_s_9Cq_j_1M_Qa_1F_U_1_3avWA, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[3])) goto bad;
+  }
+  {
+    const __Pyx_PyCode_New_function_description descr = {3, 0, 0, 4, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 4};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_pyx_type, __pyx_mstate->__pyx_n_u_pyx_checksum, __pyx_mstate->__pyx_n_u_pyx_state, __pyx_mstate->__pyx_n_u_pyx_result};
+    __pyx_mstate_global->__pyx_codeobj_tab[4] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_pyx_unpickle_RowEncoder, __pyx_mstate->__pyx_kp_b_iso88591_q_0_kQR_XQa_7_A_1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[4])) goto bad;
   }
   Py_DECREF(tuple_dedup_map);
   return 0;
@@ -5186,6 +11061,28 @@ static int __Pyx_InitGlobals(void) {
   int __pyx_clineno = 0;
   /* PythonCompatibility.init */
   if (likely(__Pyx_init_co_variables() == 0 && __Pyx_init_tpflags_variables() == 0)); else
+  
+  if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 1, __pyx_L1_error)
+
+  /* PyFrozenDict.init */
+  #if CYTHON_COMPILING_IN_LIMITED_API
+  {
+      PyObject *builtins = PyEval_GetBuiltins(); // borrowed
+      if (likely(builtins)) {
+          PyObject *type_name = PyUnicode_FromStringAndSize("frozendict", sizeof("frozendict")-1);
+          if (likely(type_name)) {
+              PyObject *frozendict_type = PyObject_GetItem(builtins, type_name);
+              Py_DECREF(type_name);
+              if (!frozendict_type && PyErr_ExceptionMatches(PyExc_KeyError)) {
+                  PyErr_Clear();
+                  frozendict_type = (PyObject*) &PyDict_Type;
+                  Py_INCREF(frozendict_type);
+              }
+              __pyx_mstate_global->__Pyx_PyFrozenDictType = frozendict_type;
+          }
+      }
+  } // error handling follows
+  #endif
   
   if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 1, __pyx_L1_error)
 
@@ -5259,6 +11156,328 @@ end:
     Py_XDECREF(p);
     Py_XDECREF(m);
     return (__Pyx_RefNannyAPIStruct *)r;
+}
+#endif
+
+/* FastTypeChecks (used by GivenExceptionMatches) */
+#if CYTHON_COMPILING_IN_CPYTHON
+static int __Pyx_InBases(PyTypeObject *a, PyTypeObject *b) {
+    while (a) {
+        a = __Pyx_PyType_GetSlot(a, tp_base, PyTypeObject*);
+        if (a == b)
+            return 1;
+    }
+    return b == &PyBaseObject_Type;
+}
+static CYTHON_INLINE int __Pyx_IsSubtype(PyTypeObject *a, PyTypeObject *b) {
+    PyObject *mro;
+    if (a == b) return 1;
+    mro = a->tp_mro;
+    if (likely(mro)) {
+        Py_ssize_t i, n;
+        n = PyTuple_GET_SIZE(mro);
+        for (i = 0; i < n; i++) {
+            if (PyTuple_GET_ITEM(mro, i) == (PyObject *)b)
+                return 1;
+        }
+        return 0;
+    }
+    return __Pyx_InBases(a, b);
+}
+static CYTHON_INLINE int __Pyx_IsAnySubtype2(PyTypeObject *cls, PyTypeObject *a, PyTypeObject *b) {
+    PyObject *mro;
+    if (cls == a || cls == b) return 1;
+    mro = cls->tp_mro;
+    if (likely(mro)) {
+        Py_ssize_t i, n;
+        n = PyTuple_GET_SIZE(mro);
+        for (i = 0; i < n; i++) {
+            PyObject *base = PyTuple_GET_ITEM(mro, i);
+            if (base == (PyObject *)a || base == (PyObject *)b)
+                return 1;
+        }
+        return 0;
+    }
+    return __Pyx_InBases(cls, a) || __Pyx_InBases(cls, b);
+}
+#endif
+
+/* PyErrFetchRestore (used by GivenExceptionMatches) */
+#if CYTHON_FAST_THREAD_STATE
+static CYTHON_INLINE void __Pyx_ErrRestoreInState(PyThreadState *tstate, PyObject *type, PyObject *value, PyObject *tb) {
+#if PY_VERSION_HEX >= 0x030C00A6
+    PyObject *tmp_value;
+    assert(type == NULL || (value != NULL && type == (PyObject*) Py_TYPE(value)));
+    if (value) {
+        #if CYTHON_COMPILING_IN_CPYTHON
+        if (unlikely(((PyBaseExceptionObject*) value)->traceback != tb))
+        #endif
+            PyException_SetTraceback(value, tb);
+    }
+    tmp_value = tstate->current_exception;
+    tstate->current_exception = value;
+    Py_XDECREF(tmp_value);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+#else
+    PyObject *tmp_type, *tmp_value, *tmp_tb;
+    tmp_type = tstate->curexc_type;
+    tmp_value = tstate->curexc_value;
+    tmp_tb = tstate->curexc_traceback;
+    tstate->curexc_type = type;
+    tstate->curexc_value = value;
+    tstate->curexc_traceback = tb;
+    Py_XDECREF(tmp_type);
+    Py_XDECREF(tmp_value);
+    Py_XDECREF(tmp_tb);
+#endif
+}
+static CYTHON_INLINE void __Pyx_ErrFetchInState(PyThreadState *tstate, PyObject **type, PyObject **value, PyObject **tb) {
+#if PY_VERSION_HEX >= 0x030C00A6
+    PyObject* exc_value;
+    exc_value = tstate->current_exception;
+    tstate->current_exception = 0;
+    *value = exc_value;
+    *type = NULL;
+    *tb = NULL;
+    if (exc_value) {
+        *type = (PyObject*) Py_TYPE(exc_value);
+        Py_INCREF(*type);
+        #if CYTHON_COMPILING_IN_CPYTHON
+        *tb = ((PyBaseExceptionObject*) exc_value)->traceback;
+        Py_XINCREF(*tb);
+        #else
+        *tb = PyException_GetTraceback(exc_value);
+        #endif
+    }
+#else
+    *type = tstate->curexc_type;
+    *value = tstate->curexc_value;
+    *tb = tstate->curexc_traceback;
+    tstate->curexc_type = 0;
+    tstate->curexc_value = 0;
+    tstate->curexc_traceback = 0;
+#endif
+}
+#endif
+
+/* GivenExceptionMatches (used by PyErrExceptionMatches) */
+#if CYTHON_COMPILING_IN_CPYTHON
+static CYTHON_INLINE int __Pyx_inner_PyErr_GivenExceptionMatches2(PyObject *err, PyObject* exc_type1, PyObject *exc_type2) {
+    if (exc_type1) {
+        return __Pyx_IsAnySubtype2((PyTypeObject*)err, (PyTypeObject*)exc_type1, (PyTypeObject*)exc_type2);
+    } else {
+        return __Pyx_IsSubtype((PyTypeObject*)err, (PyTypeObject*)exc_type2);
+    }
+}
+static int __Pyx_PyErr_GivenExceptionMatchesTuple(PyObject *exc_type, PyObject *tuple) {
+    Py_ssize_t i, n;
+    assert(PyExceptionClass_Check(exc_type));
+    n = PyTuple_GET_SIZE(tuple);
+    for (i=0; i<n; i++) {
+        if (exc_type == PyTuple_GET_ITEM(tuple, i)) return 1;
+    }
+    for (i=0; i<n; i++) {
+        PyObject *t = PyTuple_GET_ITEM(tuple, i);
+        if (likely(PyExceptionClass_Check(t))) {
+            if (__Pyx_inner_PyErr_GivenExceptionMatches2(exc_type, NULL, t)) return 1;
+        } else {
+        }
+    }
+    return 0;
+}
+static CYTHON_INLINE int __Pyx_PyErr_GivenExceptionMatches(PyObject *err, PyObject* exc_type) {
+    if (likely(err == exc_type)) return 1;
+    if (likely(PyExceptionClass_Check(err))) {
+        if (likely(PyExceptionClass_Check(exc_type))) {
+            return __Pyx_inner_PyErr_GivenExceptionMatches2(err, NULL, exc_type);
+        } else if (likely(PyTuple_Check(exc_type))) {
+            return __Pyx_PyErr_GivenExceptionMatchesTuple(err, exc_type);
+        } else {
+        }
+    }
+    return PyErr_GivenExceptionMatches(err, exc_type);
+}
+static CYTHON_INLINE int __Pyx_PyErr_GivenExceptionMatches2(PyObject *err, PyObject *exc_type1, PyObject *exc_type2) {
+    assert(PyExceptionClass_Check(exc_type1));
+    assert(PyExceptionClass_Check(exc_type2));
+    if (likely(err == exc_type1 || err == exc_type2)) return 1;
+    if (likely(PyExceptionClass_Check(err))) {
+        return __Pyx_inner_PyErr_GivenExceptionMatches2(err, exc_type1, exc_type2);
+    }
+    return (PyErr_GivenExceptionMatches(err, exc_type1) || PyErr_GivenExceptionMatches(err, exc_type2));
+}
+#endif
+
+/* PyErrExceptionMatches (used by PyObjectGetAttrStrNoError) */
+#if CYTHON_FAST_THREAD_STATE
+static int __Pyx_PyErr_ExceptionMatchesTuple(PyObject *exc_type, PyObject *tuple) {
+    Py_ssize_t i, n;
+    n = PyTuple_GET_SIZE(tuple);
+    for (i=0; i<n; i++) {
+        if (exc_type == PyTuple_GET_ITEM(tuple, i)) return 1;
+    }
+    for (i=0; i<n; i++) {
+        if (__Pyx_PyErr_GivenExceptionMatches(exc_type, PyTuple_GET_ITEM(tuple, i))) return 1;
+    }
+    return 0;
+}
+static CYTHON_INLINE int __Pyx_PyErr_ExceptionMatchesInState(PyThreadState* tstate, PyObject* err) {
+    int result;
+    PyObject *exc_type;
+#if PY_VERSION_HEX >= 0x030C00A6
+    PyObject *current_exception = tstate->current_exception;
+    if (unlikely(!current_exception)) return 0;
+    exc_type = (PyObject*) Py_TYPE(current_exception);
+    if (exc_type == err) return 1;
+#else
+    exc_type = tstate->curexc_type;
+    if (exc_type == err) return 1;
+    if (unlikely(!exc_type)) return 0;
+#endif
+    #if CYTHON_AVOID_BORROWED_REFS
+    Py_INCREF(exc_type);
+    #endif
+    if (unlikely(PyTuple_Check(err))) {
+        result = __Pyx_PyErr_ExceptionMatchesTuple(exc_type, err);
+    } else {
+        result = __Pyx_PyErr_GivenExceptionMatches(exc_type, err);
+    }
+    #if CYTHON_AVOID_BORROWED_REFS
+    Py_DECREF(exc_type);
+    #endif
+    return result;
+}
+#endif
+
+/* PyObjectGetAttrStr (used by PyObjectGetAttrStrNoError) */
+#if CYTHON_USE_TYPE_SLOTS
+static CYTHON_INLINE PyObject* __Pyx_PyObject_GetAttrStr(PyObject* obj, PyObject* attr_name) {
+    PyTypeObject* tp = Py_TYPE(obj);
+    if (likely(tp->tp_getattro))
+        return tp->tp_getattro(obj, attr_name);
+    return PyObject_GetAttr(obj, attr_name);
+}
+#endif
+
+/* PyObjectGetAttrStrNoError (used by GetBuiltinName) */
+#if __PYX_LIMITED_VERSION_HEX < 0x030d0000
+static void __Pyx_PyObject_GetAttrStr_ClearAttributeError(void) {
+    __Pyx_PyThreadState_declare
+    __Pyx_PyThreadState_assign
+    if (likely(__Pyx_PyErr_ExceptionMatches(PyExc_AttributeError)))
+        __Pyx_PyErr_Clear();
+}
+#endif
+static CYTHON_INLINE PyObject* __Pyx_PyObject_GetAttrStrNoError(PyObject* obj, PyObject* attr_name) {
+    PyObject *result;
+#if __PYX_LIMITED_VERSION_HEX >= 0x030d0000
+    (void) PyObject_GetOptionalAttr(obj, attr_name, &result);
+    return result;
+#else
+#if CYTHON_COMPILING_IN_CPYTHON && CYTHON_USE_TYPE_SLOTS
+    PyTypeObject* tp = Py_TYPE(obj);
+    if (likely(tp->tp_getattro == PyObject_GenericGetAttr)) {
+        return _PyObject_GenericGetAttrWithDict(obj, attr_name, NULL, 1);
+    }
+#endif
+    result = __Pyx_PyObject_GetAttrStr(obj, attr_name);
+    if (unlikely(!result)) {
+        __Pyx_PyObject_GetAttrStr_ClearAttributeError();
+    }
+    return result;
+#endif
+}
+
+/* GetBuiltinName */
+static PyObject *__Pyx_GetBuiltinName(PyObject *name) {
+    PyObject* result = __Pyx_PyObject_GetAttrStrNoError(__pyx_mstate_global->__pyx_b, name);
+    if (unlikely(!result) && !PyErr_Occurred()) {
+        PyErr_Format(PyExc_NameError,
+            "name '%U' is not defined", name);
+    }
+    return result;
+}
+
+/* GetTopmostException (used by SaveResetException) */
+#if CYTHON_USE_EXC_INFO_STACK && CYTHON_FAST_THREAD_STATE
+static _PyErr_StackItem *
+__Pyx_PyErr_GetTopmostException(PyThreadState *tstate)
+{
+    _PyErr_StackItem *exc_info = tstate->exc_info;
+    while ((exc_info->exc_value == NULL || exc_info->exc_value == Py_None) &&
+           exc_info->previous_item != NULL)
+    {
+        exc_info = exc_info->previous_item;
+    }
+    return exc_info;
+}
+#endif
+
+/* SaveResetException */
+#if CYTHON_FAST_THREAD_STATE
+static CYTHON_INLINE void __Pyx__ExceptionSave(PyThreadState *tstate, PyObject **type, PyObject **value, PyObject **tb) {
+  #if CYTHON_USE_EXC_INFO_STACK && PY_VERSION_HEX >= 0x030B00a4
+    _PyErr_StackItem *exc_info = __Pyx_PyErr_GetTopmostException(tstate);
+    PyObject *exc_value = exc_info->exc_value;
+    if (exc_value == NULL || exc_value == Py_None) {
+        *value = NULL;
+        *type = NULL;
+        *tb = NULL;
+    } else {
+        *value = exc_value;
+        Py_INCREF(*value);
+        *type = (PyObject*) Py_TYPE(exc_value);
+        Py_INCREF(*type);
+        *tb = PyException_GetTraceback(exc_value);
+    }
+  #elif CYTHON_USE_EXC_INFO_STACK
+    _PyErr_StackItem *exc_info = __Pyx_PyErr_GetTopmostException(tstate);
+    *type = exc_info->exc_type;
+    *value = exc_info->exc_value;
+    *tb = exc_info->exc_traceback;
+    Py_XINCREF(*type);
+    Py_XINCREF(*value);
+    Py_XINCREF(*tb);
+  #else
+    *type = tstate->exc_type;
+    *value = tstate->exc_value;
+    *tb = tstate->exc_traceback;
+    Py_XINCREF(*type);
+    Py_XINCREF(*value);
+    Py_XINCREF(*tb);
+  #endif
+}
+static CYTHON_INLINE void __Pyx__ExceptionReset(PyThreadState *tstate, PyObject *type, PyObject *value, PyObject *tb) {
+  #if CYTHON_USE_EXC_INFO_STACK && PY_VERSION_HEX >= 0x030B00a4
+    _PyErr_StackItem *exc_info = tstate->exc_info;
+    PyObject *tmp_value = exc_info->exc_value;
+    exc_info->exc_value = value;
+    Py_XDECREF(tmp_value);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+  #else
+    PyObject *tmp_type, *tmp_value, *tmp_tb;
+    #if CYTHON_USE_EXC_INFO_STACK
+    _PyErr_StackItem *exc_info = tstate->exc_info;
+    tmp_type = exc_info->exc_type;
+    tmp_value = exc_info->exc_value;
+    tmp_tb = exc_info->exc_traceback;
+    exc_info->exc_type = type;
+    exc_info->exc_value = value;
+    exc_info->exc_traceback = tb;
+    #else
+    tmp_type = tstate->exc_type;
+    tmp_value = tstate->exc_value;
+    tmp_tb = tstate->exc_traceback;
+    tstate->exc_type = type;
+    tstate->exc_value = value;
+    tstate->exc_traceback = tb;
+    #endif
+    Py_XDECREF(tmp_type);
+    Py_XDECREF(tmp_value);
+    Py_XDECREF(tmp_tb);
+  #endif
 }
 #endif
 
@@ -5540,59 +11759,6 @@ static CYTHON_INLINE int __Pyx_IgnoreGivenException(PyObject *given_exception, P
     }
     return 0;
 }
-
-/* FastTypeChecks (used by UnpackUnboundCMethod_impl) */
-#if CYTHON_COMPILING_IN_CPYTHON
-static int __Pyx_InBases(PyTypeObject *a, PyTypeObject *b) {
-    while (a) {
-        a = __Pyx_PyType_GetSlot(a, tp_base, PyTypeObject*);
-        if (a == b)
-            return 1;
-    }
-    return b == &PyBaseObject_Type;
-}
-static CYTHON_INLINE int __Pyx_IsSubtype(PyTypeObject *a, PyTypeObject *b) {
-    PyObject *mro;
-    if (a == b) return 1;
-    mro = a->tp_mro;
-    if (likely(mro)) {
-        Py_ssize_t i, n;
-        n = PyTuple_GET_SIZE(mro);
-        for (i = 0; i < n; i++) {
-            if (PyTuple_GET_ITEM(mro, i) == (PyObject *)b)
-                return 1;
-        }
-        return 0;
-    }
-    return __Pyx_InBases(a, b);
-}
-static CYTHON_INLINE int __Pyx_IsAnySubtype2(PyTypeObject *cls, PyTypeObject *a, PyTypeObject *b) {
-    PyObject *mro;
-    if (cls == a || cls == b) return 1;
-    mro = cls->tp_mro;
-    if (likely(mro)) {
-        Py_ssize_t i, n;
-        n = PyTuple_GET_SIZE(mro);
-        for (i = 0; i < n; i++) {
-            PyObject *base = PyTuple_GET_ITEM(mro, i);
-            if (base == (PyObject *)a || base == (PyObject *)b)
-                return 1;
-        }
-        return 0;
-    }
-    return __Pyx_InBases(cls, a) || __Pyx_InBases(cls, b);
-}
-#endif
-
-/* PyObjectGetAttrStr (used by UnpackUnboundCMethod_impl) */
-#if CYTHON_USE_TYPE_SLOTS
-static CYTHON_INLINE PyObject* __Pyx_PyObject_GetAttrStr(PyObject* obj, PyObject* attr_name) {
-    PyTypeObject* tp = Py_TYPE(obj);
-    if (likely(tp->tp_getattro))
-        return tp->tp_getattro(obj, attr_name);
-    return PyObject_GetAttr(obj, attr_name);
-}
-#endif
 
 /* UnpackUnboundCMethod_impl (used by UnpackUnboundCMethod) */
 #if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030C0000
@@ -6313,6 +12479,1172 @@ static CYTHON_INLINE int __Pyx_ArgTypeTest(PyObject *obj, PyTypeObject *type, in
     return 0;
 }
 
+/* RaiseException */
+static void __Pyx_Raise(PyObject *type, PyObject *value, PyObject *tb, PyObject *cause) {
+    PyObject* owned_instance = NULL;
+    if (tb == Py_None) {
+        tb = 0;
+    } else if (tb && !PyTraceBack_Check(tb)) {
+        PyErr_SetString(PyExc_TypeError,
+            "raise: arg 3 must be a traceback or None");
+        goto bad;
+    }
+    if (value == Py_None)
+        value = 0;
+    if (PyExceptionInstance_Check(type)) {
+        if (value) {
+            PyErr_SetString(PyExc_TypeError,
+                "instance exception may not have a separate value");
+            goto bad;
+        }
+        value = type;
+        type = (PyObject*) Py_TYPE(value);
+    } else if (PyExceptionClass_Check(type)) {
+        PyObject *instance_class = NULL;
+        if (value && PyExceptionInstance_Check(value)) {
+            instance_class = (PyObject*) Py_TYPE(value);
+            if (instance_class != type) {
+                int is_subclass = PyObject_IsSubclass(instance_class, type);
+                if (!is_subclass) {
+                    instance_class = NULL;
+                } else if (unlikely(is_subclass == -1)) {
+                    goto bad;
+                } else {
+                    type = instance_class;
+                }
+            }
+        }
+        if (!instance_class) {
+            PyObject *args;
+            if (!value)
+                args = PyTuple_New(0);
+            else if (PyTuple_Check(value)) {
+                Py_INCREF(value);
+                args = value;
+            } else
+                args = PyTuple_Pack(1, value);
+            if (!args)
+                goto bad;
+            owned_instance = PyObject_Call(type, args, NULL);
+            Py_DECREF(args);
+            if (!owned_instance)
+                goto bad;
+            value = owned_instance;
+            if (!PyExceptionInstance_Check(value)) {
+                PyErr_Format(PyExc_TypeError,
+                             "calling %R should have returned an instance of "
+                             "BaseException, not %R",
+                             type, Py_TYPE(value));
+                goto bad;
+            }
+        }
+    } else {
+        PyErr_SetString(PyExc_TypeError,
+            "raise: exception class must be a subclass of BaseException");
+        goto bad;
+    }
+    if (cause) {
+        PyObject *fixed_cause;
+        if (cause == Py_None) {
+            fixed_cause = NULL;
+        } else if (PyExceptionClass_Check(cause)) {
+            fixed_cause = PyObject_CallObject(cause, NULL);
+            if (fixed_cause == NULL)
+                goto bad;
+        } else if (PyExceptionInstance_Check(cause)) {
+            fixed_cause = cause;
+            Py_INCREF(fixed_cause);
+        } else {
+            PyErr_SetString(PyExc_TypeError,
+                            "exception causes must derive from "
+                            "BaseException");
+            goto bad;
+        }
+        PyException_SetCause(value, fixed_cause);
+    }
+    PyErr_SetObject(type, value);
+    if (tb) {
+#if PY_VERSION_HEX >= 0x030C00A6
+        PyException_SetTraceback(value, tb);
+#elif CYTHON_FAST_THREAD_STATE
+        PyThreadState *tstate = __Pyx_PyThreadState_Current;
+        PyObject* tmp_tb = tstate->curexc_traceback;
+        if (tb != tmp_tb) {
+            Py_INCREF(tb);
+            tstate->curexc_traceback = tb;
+            Py_XDECREF(tmp_tb);
+        }
+#else
+        PyObject *tmp_type, *tmp_value, *tmp_tb;
+        PyErr_Fetch(&tmp_type, &tmp_value, &tmp_tb);
+        Py_INCREF(tb);
+        PyErr_Restore(tmp_type, tmp_value, tb);
+        Py_XDECREF(tmp_tb);
+#endif
+    }
+bad:
+    Py_XDECREF(owned_instance);
+    return;
+}
+
+/* PyFrozenDict (used by GetItemInt) */
+#if CYTHON_COMPILING_IN_LIMITED_API
+static CYTHON_INLINE PyObject* __Pyx__PyFrozenDict_New(PyObject* frozendict_type, PyObject* it) {
+    return PyObject_CallFunctionObjArgs(frozendict_type, it, NULL);
+}
+#endif
+
+/* GettItemInt_wraparound (used by GetItemInt) */
+#if CYTHON_USE_TYPE_SLOTS && !CYTHON_COMPILING_IN_PYPY
+static int __Pyx_GetItemInt_wraparound(PyObject *o, PySequenceMethods *sm, Py_ssize_t *i) {
+    assert(*i < 0);
+    if (likely(sm->sq_length)) {
+        Py_ssize_t l = sm->sq_length(o);
+        if (likely(l >= 0)) {
+            *i += l;
+        } else {
+            if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+                return -1;
+            PyErr_Clear();
+        }
+    }
+    return 0;
+}
+#endif
+
+/* GetItemInt */
+static PyObject *__Pyx_GetItemInt_Generic(PyObject *o, PyObject* j) {
+    PyObject *r;
+    if (unlikely(!j)) return NULL;
+    r = PyObject_GetItem(o, j);
+    Py_DECREF(j);
+    return r;
+}
+static PyObject *__Pyx_GetItemInt_Generic_size(PyObject *o, Py_ssize_t i) {
+    return __Pyx_GetItemInt_Generic(o, PyLong_FromSsize_t(i));
+}
+static CYTHON_INLINE PyObject *__Pyx_GetItemInt_List_Fast(PyObject *o, Py_ssize_t i,
+                                                              int wraparound, int boundscheck, int unsafe_shared) {
+    CYTHON_MAYBE_UNUSED_VAR(unsafe_shared);
+#if CYTHON_AVOID_BORROWED_REFS
+    CYTHON_UNUSED_VAR(boundscheck);
+    Py_ssize_t wrapped_i = i;
+    if (wraparound & unlikely(i < 0)) {
+        Py_ssize_t size = __Pyx_PyList_GET_SIZE(o);
+        #if !CYTHON_ASSUME_SAFE_SIZE
+        if (unlikely(size < 0)) return NULL;
+        #endif
+        wrapped_i += size;
+    }
+    return __Pyx_PyList_GetItemRef(o, wrapped_i);
+#elif CYTHON_ASSUME_SAFE_SIZE && CYTHON_ASSUME_SAFE_MACROS
+    Py_ssize_t wrapped_i = i;
+    Py_ssize_t size = (wraparound | boundscheck) ? PyList_GET_SIZE(o) : -1;
+    if (wraparound & unlikely(i < 0)) {
+        wrapped_i += size;
+    }
+    if ((!boundscheck) || likely(__Pyx_is_valid_index(wrapped_i, size))) {
+        return __Pyx_PyList_GET_ITEM_REF(o, wrapped_i, unsafe_shared);
+    }
+    return __Pyx_GetItemInt_Generic_size(o, i);
+#else
+    (void)wraparound;
+    (void)boundscheck;
+    return PySequence_GetItem(o, i);
+#endif
+}
+static CYTHON_INLINE PyObject *__Pyx_GetItemInt_Tuple_Fast(PyObject *o, Py_ssize_t i,
+                                                              int wraparound, int boundscheck, int unsafe_shared) {
+    CYTHON_MAYBE_UNUSED_VAR(unsafe_shared);
+#if CYTHON_AVOID_BORROWED_REFS
+    CYTHON_UNUSED_VAR(boundscheck);
+    Py_ssize_t wrapped_i = i;
+    if (wraparound & unlikely(i < 0)) {
+        Py_ssize_t size = __Pyx_PyTuple_GET_SIZE(o);
+        #if !CYTHON_ASSUME_SAFE_SIZE
+        if (unlikely(size < 0)) return NULL;
+        #endif
+        wrapped_i += size;
+    }
+    #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_COMPILING_IN_LIMITED_API
+    return PySequence_ITEM(o, wrapped_i);
+    #else
+    if (unlikely(wrapped_i < 0)) {
+        PyErr_SetString(PyExc_IndexError, "tuple index out of range");
+        return NULL;
+    }
+    return PySequence_GetItem(o, wrapped_i);
+    #endif
+#elif CYTHON_ASSUME_SAFE_SIZE && CYTHON_ASSUME_SAFE_MACROS
+    Py_ssize_t wrapped_i = i;
+    Py_ssize_t size = (wraparound | boundscheck) ? PyTuple_GET_SIZE(o) : -1;
+    if (wraparound & unlikely(i < 0)) {
+        wrapped_i += size;
+    }
+    if ((!boundscheck) || likely(__Pyx_is_valid_index(wrapped_i, size))) {
+        return __Pyx_NewRef(__Pyx_PyTuple_GET_ITEM(o, wrapped_i));
+    }
+    return __Pyx_GetItemInt_Generic_size(o, i);
+#else
+    (void)wraparound;
+    (void)boundscheck;
+    return PySequence_GetItem(o, i);
+#endif
+}
+#if CYTHON_USE_TYPE_SLOTS && !CYTHON_COMPILING_IN_PYPY
+static CYTHON_INLINE PyObject *__Pyx_GetItemInt_Fast_mapping(PyObject *o, binaryfunc getitem, Py_ssize_t i) {
+    PyObject *r, *key = PyLong_FromSsize_t(i);
+    if (unlikely(!key)) return NULL;
+    r = getitem(o, key);
+    Py_DECREF(key);
+    return r;
+}
+#endif
+static CYTHON_INLINE PyObject *__Pyx_GetItemInt_Fast(PyObject *o, Py_ssize_t i,
+                                                     int wraparound, int boundscheck, int unsafe_shared) {
+    CYTHON_MAYBE_UNUSED_VAR(unsafe_shared);
+#if CYTHON_ASSUME_SAFE_SIZE
+    if (PyList_CheckExact(o)) {
+        return __Pyx_GetItemInt_List_Fast(o, i, wraparound, boundscheck, unsafe_shared);
+    } else
+    #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
+    if (PyTuple_CheckExact(o)) {
+        return __Pyx_GetItemInt_Tuple_Fast(o, i, wraparound, boundscheck, unsafe_shared);
+    } else
+    #endif
+#else
+    if ((!wraparound || i >= 0) & PyList_CheckExact(o)) {
+        return boundscheck ? __Pyx_PyList_GetItemRef(o, i) : __Pyx_PyList_GET_ITEM_REF(o, i, unsafe_shared);
+    } else
+#endif
+#if CYTHON_USE_TYPE_SLOTS && !CYTHON_COMPILING_IN_PYPY
+    if (PyDict_CheckExact(o)) {
+        return __Pyx_GetItemInt_Fast_mapping(o, PyDict_Type.tp_as_mapping->mp_subscript, i);
+    #if defined(PyFrozenDict_CheckExact)
+    } else if (PyFrozenDict_CheckExact(o)) {
+        return __Pyx_GetItemInt_Fast_mapping(o, PyFrozenDict_Type.tp_as_mapping->mp_subscript, i);
+    #endif
+    } else
+    {
+        PyTypeObject *obj_type = Py_TYPE(o);
+        int seq_or_mapping = __Pyx_PyType_GetFlags(obj_type) & (Py_TPFLAGS_SEQUENCE|Py_TPFLAGS_MAPPING);
+        if (seq_or_mapping != Py_TPFLAGS_SEQUENCE) {
+            PyMappingMethods *mm = obj_type->tp_as_mapping;
+            if (mm && mm->mp_subscript)
+                return __Pyx_GetItemInt_Fast_mapping(o, mm->mp_subscript, i);
+        }
+        PySequenceMethods *sm = obj_type->tp_as_sequence;
+        if (likely(sm && sm->sq_item)) {
+            if (wraparound && (i < 0) && unlikely(__Pyx_GetItemInt_wraparound(o, sm, &i) == -1))
+                return NULL;
+            return sm->sq_item(o, i);
+        }
+        if (seq_or_mapping == Py_TPFLAGS_SEQUENCE) {
+            PyMappingMethods *mm = obj_type->tp_as_mapping;
+            if (likely(mm && mm->mp_subscript))
+                return __Pyx_GetItemInt_Fast_mapping(o, mm->mp_subscript, i);
+        }
+    }
+#else
+    if (!PyMapping_Check(o)) {
+        return PySequence_GetItem(o, i);
+    }
+#endif
+    (void)wraparound;
+    (void)boundscheck;
+    return __Pyx_GetItemInt_Generic_size(o, i);
+}
+
+/* PyObjectCompare */
+#ifndef __Pyx_DEFINED_PyObject_CompareStrStrBoolEq
+#define __Pyx_DEFINED_PyObject_CompareStrStrBoolEq
+static CYTHON_INLINE int __Pyx_PyObject_CompareStrStrBoolEq(PyObject* s1, PyObject* s2) {
+    #if __PYX_LIMITED_VERSION_HEX >= 0x030e0000
+    int result = PyUnicode_Equal(s1, s2);
+    #if !CYTHON_COMPILING_IN_CPYTHON
+    if (unlikely(result == -1)) return -1;
+    #endif
+    if (result == 0) goto __pyx_return_false; else goto __pyx_return_true;
+    #else
+    int result = PyUnicode_Compare(s1, s2);
+    if (unlikely((result == -1) && PyErr_Occurred())) return -1;
+    if (result == 0) goto __pyx_return_true; else goto __pyx_return_false;
+    #endif
+__pyx_return_true:
+    return 1;
+__pyx_return_false:
+    return 0;
+}
+#endif
+static CYTHON_INLINE int __Pyx_PyObject_CompareBoolEq_object_str(PyObject *op1, PyObject *op2, int pyop) {
+    CYTHON_UNUSED_VAR(pyop);
+    if (unlikely(op2 == Py_None)) {
+        if (op1 == Py_None) goto __pyx_return_true; else goto __pyx_richcmp;
+    }
+    if (PyFloat_CheckExact(op1)) {
+        goto __pyx_richcmp;
+    }
+    if (PyLong_CheckExact(op1)) {
+        if (op1 == op2) goto __pyx_return_true;
+        goto __pyx_richcmp;
+    }
+    
+    if (likely(PyUnicode_CheckExact(op1))) {
+        if (op1 == op2) goto __pyx_return_true;
+        if (likely(op2 != Py_None)) {
+            return __Pyx_PyObject_CompareStrStrBoolEq(op1, op2);
+        }
+        goto __pyx_richcmp;
+    }
+    
+    if ((0)) goto __pyx_richcmp;
+    if ((0)) goto __pyx_return_true;
+    if ((0)) goto __pyx_return_false;
+__pyx_richcmp:
+    return __Pyx_PyObject_RichCompareBool(op1, op2, Py_EQ);
+__pyx_return_true:
+    return 1;
+__pyx_return_false:
+    return 0;
+}
+
+/* PyLongCompare */
+static CYTHON_INLINE int __Pyx_PyLong_BoolNeObjC(PyObject *op1, PyObject *op2, long intval, long inplace) {
+    CYTHON_MAYBE_UNUSED_VAR(intval);
+    CYTHON_UNUSED_VAR(inplace);
+    if (op1 == op2) {
+        return 0;
+    }
+    #if CYTHON_USE_PYLONG_INTERNALS
+    if (likely(PyLong_CheckExact(op1))) {
+        int unequal;
+        unsigned long uintval;
+        Py_ssize_t size = __Pyx_PyLong_DigitCount(op1);
+        const digit* digits = __Pyx_PyLong_Digits(op1);
+        if (intval == 0) {
+            return (__Pyx_PyLong_IsZero(op1) != 1);
+        } else if (intval < 0) {
+            if (__Pyx_PyLong_IsNonNeg(op1))
+                return 1;
+            intval = -intval;
+        } else {
+            if (__Pyx_PyLong_IsNeg(op1))
+                return 1;
+        }
+        uintval = (unsigned long) intval;
+#if PyLong_SHIFT * 4 < SIZEOF_LONG*8
+        if (uintval >> (PyLong_SHIFT * 4)) {
+            unequal = (size != 5) || (digits[0] != (uintval & (unsigned long) PyLong_MASK))
+                 | (digits[1] != ((uintval >> (1 * PyLong_SHIFT)) & (unsigned long) PyLong_MASK)) | (digits[2] != ((uintval >> (2 * PyLong_SHIFT)) & (unsigned long) PyLong_MASK)) | (digits[3] != ((uintval >> (3 * PyLong_SHIFT)) & (unsigned long) PyLong_MASK)) | (digits[4] != ((uintval >> (4 * PyLong_SHIFT)) & (unsigned long) PyLong_MASK));
+        } else
+#endif
+#if PyLong_SHIFT * 3 < SIZEOF_LONG*8
+        if (uintval >> (PyLong_SHIFT * 3)) {
+            unequal = (size != 4) || (digits[0] != (uintval & (unsigned long) PyLong_MASK))
+                 | (digits[1] != ((uintval >> (1 * PyLong_SHIFT)) & (unsigned long) PyLong_MASK)) | (digits[2] != ((uintval >> (2 * PyLong_SHIFT)) & (unsigned long) PyLong_MASK)) | (digits[3] != ((uintval >> (3 * PyLong_SHIFT)) & (unsigned long) PyLong_MASK));
+        } else
+#endif
+#if PyLong_SHIFT * 2 < SIZEOF_LONG*8
+        if (uintval >> (PyLong_SHIFT * 2)) {
+            unequal = (size != 3) || (digits[0] != (uintval & (unsigned long) PyLong_MASK))
+                 | (digits[1] != ((uintval >> (1 * PyLong_SHIFT)) & (unsigned long) PyLong_MASK)) | (digits[2] != ((uintval >> (2 * PyLong_SHIFT)) & (unsigned long) PyLong_MASK));
+        } else
+#endif
+#if PyLong_SHIFT * 1 < SIZEOF_LONG*8
+        if (uintval >> (PyLong_SHIFT * 1)) {
+            unequal = (size != 2) || (digits[0] != (uintval & (unsigned long) PyLong_MASK))
+                 | (digits[1] != ((uintval >> (1 * PyLong_SHIFT)) & (unsigned long) PyLong_MASK));
+        } else
+#endif
+            unequal = (size != 1) || (((unsigned long) digits[0]) != (uintval & (unsigned long) PyLong_MASK));
+        return (unequal != 0);
+    }
+    #endif
+    if (PyFloat_CheckExact(op1)) {
+        const long b = intval;
+        double a = __Pyx_PyFloat_AS_DOUBLE(op1);
+        return ((double)a != (double)b);
+    }
+    return __Pyx_PyObject_RichCompareBool(op1, op2, Py_NE);
+}
+
+/* JoinPyUnicode */
+static PyObject* __Pyx_PyUnicode_Join(PyObject** values, Py_ssize_t value_count, Py_ssize_t result_ulength, int kind) {
+#if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH && CYTHON_USE_UNICODE_INTERNALS
+    PyObject *result_uval;
+    int result_ukind, kind_shift;
+    Py_ssize_t i, char_pos;
+    void *result_udata;
+    static const Py_UCS4 max_char[5] = {0x7fU, 0xffU, 0xffffU, 0xffffU, 0x10ffffU};
+    assert (kind >= 0);
+    if (kind > PyUnicode_4BYTE_KIND) kind = PyUnicode_4BYTE_KIND;
+    result_uval = PyUnicode_New(result_ulength, max_char[kind]);
+    if (unlikely(!result_uval)) return NULL;
+    kind_shift = kind >> 1;  // 0, 1, 2
+    result_ukind = 1 << kind_shift;  // 1, 2, 4
+    result_udata = PyUnicode_DATA(result_uval);
+    assert(kind_shift == 2 || kind_shift == 1 || kind_shift == 0);
+    if (unlikely((PY_SSIZE_T_MAX >> kind_shift) - result_ulength < 0))
+        goto overflow;
+    char_pos = 0;
+    for (i=0; i < value_count; i++) {
+        int ukind;
+        Py_ssize_t ulength;
+        void *udata;
+        PyObject *uval = values[i];
+        if (__Pyx_PyUnicode_READY(uval) == (-1))
+            goto bad;
+        ulength = __Pyx_PyUnicode_GET_LENGTH(uval);
+        #if !CYTHON_ASSUME_SAFE_SIZE
+        if (unlikely(ulength < 0)) goto bad;
+        #endif
+        if (unlikely(!ulength))
+            continue;
+        if (unlikely((PY_SSIZE_T_MAX >> kind_shift) - ulength < char_pos))
+            goto overflow;
+        ukind = __Pyx_PyUnicode_KIND(uval);
+        udata = __Pyx_PyUnicode_DATA(uval);
+        if (ukind == result_ukind) {
+            memcpy((char *)result_udata + (char_pos << kind_shift), udata, (size_t) (ulength << kind_shift));
+        } else {
+            #if PY_VERSION_HEX >= 0x030d0000
+            if (unlikely(PyUnicode_CopyCharacters(result_uval, char_pos, uval, 0, ulength) < 0)) goto bad;
+            #elif CYTHON_COMPILING_IN_CPYTHON || defined(_PyUnicode_FastCopyCharacters)
+            _PyUnicode_FastCopyCharacters(result_uval, char_pos, uval, 0, ulength);
+            #else
+            Py_ssize_t j;
+            for (j=0; j < ulength; j++) {
+                Py_UCS4 uchar = __Pyx_PyUnicode_READ(ukind, udata, j);
+                __Pyx_PyUnicode_WRITE(result_ukind, result_udata, char_pos+j, uchar);
+            }
+            #endif
+        }
+        char_pos += ulength;
+    }
+    return result_uval;
+overflow:
+    PyErr_SetString(PyExc_OverflowError, "join() result is too long for a Python string");
+bad:
+    Py_DECREF(result_uval);
+    return NULL;
+#else
+    Py_ssize_t i;
+    PyObject *result = NULL;
+    PyObject *value_tuple = PyTuple_New(value_count);
+    if (unlikely(!value_tuple)) return NULL;
+    CYTHON_UNUSED_VAR(kind);
+    CYTHON_UNUSED_VAR(result_ulength);
+    for (i=0; i<value_count; i++) {
+        Py_INCREF(values[i]);
+        if (__Pyx_PyTuple_SET_ITEM(value_tuple, i, values[i]) != (0)) goto bad;
+    }
+    result = PyUnicode_Join(__pyx_mstate_global->__pyx_empty_unicode, value_tuple);
+bad:
+    Py_DECREF(value_tuple);
+    return result;
+#endif
+}
+
+/* SetItemInt */
+static int __Pyx_SetItemInt_Generic(PyObject *o, PyObject *j, PyObject *v) {
+    int r;
+    if (unlikely(!j)) return -1;
+    r = PyObject_SetItem(o, j, v);
+    Py_DECREF(j);
+    return r;
+}
+#if CYTHON_USE_TYPE_SLOTS && !CYTHON_COMPILING_IN_PYPY
+static CYTHON_INLINE int __Pyx_SetItemInt_Fast_mapping(PyObject *o, objobjargproc setitem, Py_ssize_t i, PyObject *value) {
+    PyObject *key = PyLong_FromSsize_t(i);
+    if (unlikely(!key)) return -1;
+    int r = setitem(o, key, value);
+    Py_DECREF(key);
+    return r;
+}
+#endif
+static CYTHON_INLINE int __Pyx_SetItemInt_Fast(PyObject *o, Py_ssize_t i, PyObject *v,
+                                               int wraparound, int boundscheck, int unsafe_shared) {
+    CYTHON_MAYBE_UNUSED_VAR(unsafe_shared);
+#if CYTHON_ASSUME_SAFE_MACROS && CYTHON_ASSUME_SAFE_SIZE && !CYTHON_AVOID_BORROWED_REFS
+    if (PyList_CheckExact(o)) {
+        Py_ssize_t n = (!wraparound) ? i : ((likely(i >= 0)) ? i : i + PyList_GET_SIZE(o));
+        if ((CYTHON_AVOID_THREAD_UNSAFE_BORROWED_REFS && !__Pyx_IS_UNIQUELY_REFERENCED(o, unsafe_shared))) {
+            Py_INCREF(v);
+            return PyList_SetItem(o, n, v);
+        } else if ((!boundscheck) || likely(__Pyx_is_valid_index(n, PyList_GET_SIZE(o)))) {
+            PyObject* old;
+            Py_INCREF(v);
+            old = PyList_GET_ITEM(o, n);
+            PyList_SET_ITEM(o, n, v);
+            Py_DECREF(old);
+            return 0;
+        }
+    } else
+#endif
+#if CYTHON_USE_TYPE_SLOTS && !CYTHON_COMPILING_IN_PYPY
+    if (PyDict_CheckExact(o)) {
+        return __Pyx_SetItemInt_Fast_mapping(o, PyDict_Type.tp_as_mapping->mp_ass_subscript, i, v);
+    } else
+    {
+        PyTypeObject *obj_type = Py_TYPE(o);
+        int seq_or_mapping = __Pyx_PyType_GetFlags(obj_type) & (Py_TPFLAGS_SEQUENCE|Py_TPFLAGS_MAPPING);
+        if (seq_or_mapping != Py_TPFLAGS_SEQUENCE) {
+            PyMappingMethods *mm = obj_type->tp_as_mapping;
+            if (mm && mm->mp_ass_subscript)
+                return __Pyx_SetItemInt_Fast_mapping(o, mm->mp_ass_subscript, i, v);
+        }
+        PySequenceMethods *sm = obj_type->tp_as_sequence;
+        if (likely(sm && sm->sq_ass_item)) {
+            if (wraparound && (i < 0) && unlikely(__Pyx_GetItemInt_wraparound(o, sm, &i) == -1))
+                return -1;
+            return sm->sq_ass_item(o, i, v);
+        }
+        if (seq_or_mapping == Py_TPFLAGS_SEQUENCE) {
+            PyMappingMethods *mm = obj_type->tp_as_mapping;
+            if (likely(mm && mm->mp_ass_subscript))
+                return __Pyx_SetItemInt_Fast_mapping(o, mm->mp_ass_subscript, i, v);
+        }
+    }
+#else
+    if (!PyMapping_Check(o)) {
+        return PySequence_SetItem(o, i, v);
+    }
+#endif
+    (void)wraparound;
+    (void)boundscheck;
+    return __Pyx_SetItemInt_Generic(o, PyLong_FromSsize_t(i), v);
+}
+
+/* PyObjectFormatAndDecref */
+static CYTHON_INLINE PyObject* __Pyx_PyObject_FormatSimpleAndDecref(PyObject* s, PyObject* f) {
+    if (unlikely(!s)) return NULL;
+    if (likely(PyUnicode_CheckExact(s))) return s;
+    return __Pyx_PyObject_FormatAndDecref(s, f);
+}
+static CYTHON_INLINE PyObject* __Pyx_PyObject_FormatAndDecref(PyObject* s, PyObject* f) {
+    PyObject *result;
+    if (unlikely(!s)) return NULL;
+    result = PyObject_Format(s, f);
+    Py_DECREF(s);
+    return result;
+}
+
+/* PyObjectFastCallMethod */
+#if !CYTHON_VECTORCALL
+static PyObject *__Pyx_PyObject_FastCallMethod(PyObject *name, PyObject *const *args, size_t nargsf) {
+    PyObject *result;
+    switch (__Pyx_PyVectorcall_NARGS(nargsf)) {
+        case 1:
+            return PyObject_CallMethodObjArgs(args[0], name, NULL);
+        case 2:
+            return PyObject_CallMethodObjArgs(args[0], name, args[1], NULL);
+        case 3:
+            return PyObject_CallMethodObjArgs(args[0], name, args[1], args[2], NULL);
+        case 4:
+            return PyObject_CallMethodObjArgs(args[0], name, args[1], args[2], args[3], NULL);
+        case 5:
+            return PyObject_CallMethodObjArgs(args[0], name, args[1], args[2], args[3], args[4], NULL);
+    }
+    PyObject *attr = PyObject_GetAttr(args[0], name);
+    if (unlikely(!attr))
+        return NULL;
+    result = __Pyx_PyObject_FastCall(attr, args+1, nargsf - 1);
+    Py_DECREF(attr);
+    return result;
+}
+#endif
+
+/* PyObjectCompare */
+#if CYTHON_USE_PYLONG_INTERNALS
+#ifndef __Pyx_DEFINED_PyObject_CompareIntIntBoolGt
+#define __Pyx_DEFINED_PyObject_CompareIntIntBoolGt
+static int __Pyx_PyObject_CompareIntIntBoolGt(PyObject *op1, PyObject *op2) {
+    Py_ssize_t cmp = __Pyx_PyLong_CompareSignAndSize(op1, op2);
+    if (cmp == 0) {
+        Py_ssize_t size = __Pyx_PyLong_DigitCount(op1);
+        if (size > 0) {
+            const digit* digits1 = __Pyx_PyLong_Digits(op1);
+            const digit* digits2 = __Pyx_PyLong_Digits(op2);
+            if (size == 1) {
+                cmp = (Py_ssize_t) digits1[0] - (Py_ssize_t) digits2[0];
+            } else if ((size == 2) && (8 * sizeof(Py_ssize_t) >= 2 * PyLong_SHIFT)) {
+                cmp = (Py_ssize_t) (((((size_t)digits1[1]) << PyLong_SHIFT) | (size_t)digits1[0])) - (Py_ssize_t) (((((size_t)digits2[1]) << PyLong_SHIFT) | (size_t)digits2[0]));
+            } else {
+                for (Py_ssize_t i=size-1; i >= 0 && !cmp; --i) {
+                    cmp = (Py_ssize_t) digits1[i] - (Py_ssize_t) digits2[i];
+                }
+            }
+        }
+        if (cmp == 0) return 0;
+        if (__Pyx_PyLong_IsNeg(op1)) cmp = -cmp;
+    }
+    return (cmp > 0);
+}
+#endif
+#ifndef __Pyx_DEFINED_PyObject_CompareIntIntBoolGt
+#define __Pyx_DEFINED_PyObject_CompareIntIntBoolGt
+static CYTHON_INLINE PyObject* __Pyx_PyObject_CompareIntIntGt(PyObject *op1, PyObject *op2) {
+    int result = __Pyx_PyObject_CompareIntIntBoolGt(op1, op2);
+    if (unlikely(result == -1)) return NULL;
+    return __Pyx_NewRef(result ? Py_True : Py_False);
+}
+#endif
+#else
+#ifndef __Pyx_DEFINED_PyObject_CompareIntIntBoolGt
+#define __Pyx_DEFINED_PyObject_CompareIntIntBoolGt
+static int __Pyx_PyObject_CompareIntIntBoolGt(PyObject *op1, PyObject *op2) {
+    int overflow1, overflow2;
+    long long iop1 = PyLong_AsLongLongAndOverflow(op1, &overflow1);
+    long long iop2 = PyLong_AsLongLongAndOverflow(op2, &overflow2);
+    if (likely(!(overflow1 | overflow2))) {
+        if (iop1 > iop2) goto __pyx_return_true; else goto __pyx_return_false;
+    } else if (overflow1 != overflow2) {
+        if (overflow1 > overflow2) goto __pyx_return_true; else goto __pyx_return_false;
+    } else {
+        return __Pyx_PyObject_RichCompareBool(op1, op2, Py_GT);
+    }
+__pyx_return_true:
+    return 1;
+__pyx_return_false:
+    return 0;
+}
+#endif
+#endif
+static CYTHON_INLINE int __Pyx_PyObject_CompareBoolGt_int_int(PyObject *op1, PyObject *op2, int pyop) {
+    CYTHON_UNUSED_VAR(pyop);
+    if (unlikely(op1 == Py_None)) {
+        goto __pyx_richcmp;
+    }
+    if (unlikely(op2 == Py_None)) {
+        goto __pyx_richcmp;
+    }
+    if (op1 == op2) goto __pyx_return_false;
+    if (likely(op1 != Py_None)) {
+        if (op1 == op2) goto __pyx_return_false;
+        if (likely(op2 != Py_None)) {
+            return __Pyx_PyObject_CompareIntIntBoolGt(op1, op2);
+        }
+        goto __pyx_richcmp;
+    }
+    if ((0)) goto __pyx_richcmp;
+    if ((0)) goto __pyx_return_true;
+    if ((0)) goto __pyx_return_false;
+__pyx_richcmp:
+    return __Pyx_PyObject_RichCompareBool(op1, op2, Py_GT);
+__pyx_return_true:
+    return 1;
+__pyx_return_false:
+    return 0;
+}
+
+/* RejectKeywords */
+static void __Pyx_RejectKeywords(const char* function_name, PyObject *kwds) {
+    PyObject *key = NULL;
+    if (CYTHON_VECTORCALL && likely(PyTuple_Check(kwds))) {
+        key = __Pyx_PySequence_ITEM(kwds, 0);
+    } else {
+#if CYTHON_AVOID_BORROWED_REFS
+        PyObject *pos = NULL;
+#else
+        Py_ssize_t pos = 0;
+#endif
+#if !CYTHON_COMPILING_IN_PYPY || defined(PyArg_ValidateKeywordArguments)
+        if (unlikely(!PyArg_ValidateKeywordArguments(kwds))) return;
+#endif
+        __Pyx_PyDict_NextRef(kwds, &pos, &key, NULL);
+#if CYTHON_AVOID_BORROWED_REFS
+        Py_XDECREF(pos);
+#endif
+    }
+    if (likely(key)) {
+        PyErr_Format(PyExc_TypeError,
+            "%s() got an unexpected keyword argument '%U'",
+            function_name, key);
+        Py_DECREF(key);
+    }
+}
+
+/* GetAttr3 */
+#if __PYX_LIMITED_VERSION_HEX < 0x030d0000
+static PyObject *__Pyx_GetAttr3Default(PyObject *d) {
+    __Pyx_PyThreadState_declare
+    __Pyx_PyThreadState_assign
+    if (unlikely(!__Pyx_PyErr_ExceptionMatches(PyExc_AttributeError)))
+        return NULL;
+    __Pyx_PyErr_Clear();
+    Py_INCREF(d);
+    return d;
+}
+#endif
+static CYTHON_INLINE PyObject *__Pyx_GetAttr3(PyObject *o, PyObject *n, PyObject *d) {
+    PyObject *r;
+#if __PYX_LIMITED_VERSION_HEX >= 0x030d0000
+    int res = PyObject_GetOptionalAttr(o, n, &r);
+    return (res != 0) ? r : __Pyx_NewRef(d);
+#else
+  #if CYTHON_USE_TYPE_SLOTS
+    if (likely(PyUnicode_Check(n))) {
+        r = __Pyx_PyObject_GetAttrStrNoError(o, n);
+        if (unlikely(!r) && likely(!PyErr_Occurred())) {
+            r = __Pyx_NewRef(d);
+        }
+        return r;
+    }
+  #endif
+    r = PyObject_GetAttr(o, n);
+    return (likely(r)) ? r : __Pyx_GetAttr3Default(d);
+#endif
+}
+
+/* PyDictVersioning (used by GetModuleGlobalName) */
+#if CYTHON_USE_DICT_VERSIONS && CYTHON_USE_TYPE_SLOTS
+static CYTHON_INLINE PY_UINT64_T __Pyx_get_tp_dict_version(PyObject *obj) {
+    PyObject *dict = Py_TYPE(obj)->tp_dict;
+    return likely(dict) ? __PYX_GET_DICT_VERSION(dict) : 0;
+}
+static CYTHON_INLINE PY_UINT64_T __Pyx_get_object_dict_version(PyObject *obj) {
+    PyObject **dictptr = NULL;
+    Py_ssize_t offset = Py_TYPE(obj)->tp_dictoffset;
+    if (offset) {
+#if CYTHON_COMPILING_IN_CPYTHON
+        dictptr = (likely(offset > 0)) ? (PyObject **) ((char *)obj + offset) : _PyObject_GetDictPtr(obj);
+#else
+        dictptr = _PyObject_GetDictPtr(obj);
+#endif
+    }
+    return (dictptr && *dictptr) ? __PYX_GET_DICT_VERSION(*dictptr) : 0;
+}
+static CYTHON_INLINE int __Pyx_object_dict_version_matches(PyObject* obj, PY_UINT64_T tp_dict_version, PY_UINT64_T obj_dict_version) {
+    PyObject *dict = Py_TYPE(obj)->tp_dict;
+    if (unlikely(!dict) || unlikely(tp_dict_version != __PYX_GET_DICT_VERSION(dict)))
+        return 0;
+    return obj_dict_version == __Pyx_get_object_dict_version(obj);
+}
+#endif
+
+/* GetModuleGlobalName */
+#if CYTHON_USE_DICT_VERSIONS
+static PyObject *__Pyx__GetModuleGlobalName(PyObject *name, PY_UINT64_T *dict_version, PyObject **dict_cached_value)
+#else
+static CYTHON_INLINE PyObject *__Pyx__GetModuleGlobalName(PyObject *name)
+#endif
+{
+    PyObject *result;
+#if CYTHON_COMPILING_IN_LIMITED_API
+    if (unlikely(!__pyx_m)) {
+        if (!PyErr_Occurred())
+            PyErr_SetNone(PyExc_NameError);
+        return NULL;
+    }
+    result = PyObject_GetAttr(__pyx_m, name);
+    if (likely(result)) {
+        return result;
+    }
+    if (!__Pyx_IgnoreException(PyExc_Exception)) {
+        return NULL; // BaseException
+    }
+#elif CYTHON_AVOID_BORROWED_REFS || CYTHON_AVOID_THREAD_UNSAFE_BORROWED_REFS
+    if (unlikely(__Pyx_PyDict_GetItemRef(__pyx_mstate_global->__pyx_d, name, &result) == -1)) {
+        if (!__Pyx_IgnoreException(PyExc_Exception)) {
+            return NULL; // BaseException
+        }
+    }
+    __PYX_UPDATE_DICT_CACHE(__pyx_mstate_global->__pyx_d, result, *dict_cached_value, *dict_version)
+    if (likely(result)) {
+        return result;
+    }
+#else
+    result = _PyDict_GetItem_KnownHash(__pyx_mstate_global->__pyx_d, name, ((PyASCIIObject *) name)->hash);
+    __PYX_UPDATE_DICT_CACHE(__pyx_mstate_global->__pyx_d, result, *dict_cached_value, *dict_version)
+    if (likely(result)) {
+        return __Pyx_NewRef(result);
+    }
+    PyObject *exc = PyErr_Occurred();
+    if (unlikely(exc) && !__Pyx_IgnoreGivenException(exc, PyExc_Exception)) {
+        return NULL; // BaseException
+    }
+#endif
+    return __Pyx_GetBuiltinName(name);
+}
+
+/* FormatTypeName (used by RaiseErrorWithObjectType1) */
+#if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030d0000
+static __Pyx_TypeName
+__Pyx_PyType_GetFullyQualifiedName(PyTypeObject* tp)
+{
+    PyObject *module = NULL, *name = NULL, *result = NULL;
+    #if __PYX_LIMITED_VERSION_HEX < 0x030b0000
+    name = __Pyx_PyObject_GetAttrStr((PyObject *)tp,
+                                               __pyx_mstate_global->__pyx_n_u_qualname);
+    #else
+    name = PyType_GetQualName(tp);
+    #endif
+    if (unlikely(name == NULL) || unlikely(!PyUnicode_Check(name))) goto bad;
+    module = __Pyx_PyObject_GetAttrStr((PyObject *)tp,
+                                               __pyx_mstate_global->__pyx_n_u_module);
+    if (unlikely(module == NULL) || unlikely(!PyUnicode_Check(module))) goto bad;
+    if (PyUnicode_CompareWithASCIIString(module, "builtins") == 0) {
+        result = name;
+        name = NULL;
+        goto done;
+    }
+    result = PyUnicode_FromFormat("%U.%U", module, name);
+    if (unlikely(result == NULL)) goto bad;
+  done:
+    Py_XDECREF(name);
+    Py_XDECREF(module);
+    return result;
+  bad:
+    PyErr_Clear();
+    if (name) {
+        result = name;
+        name = NULL;
+    } else {
+        result = __Pyx_NewRef(__pyx_mstate_global->__pyx_kp_u_);
+    }
+    goto done;
+}
+#endif
+
+/* RaiseErrorWithObjectType1 (used by RaiseUnexpectedTypeError) */
+static void __Pyx_RaiseErrorWithType1(PyObject* exc_type, const char* message, const char *arg, PyTypeObject *type_obj) {
+    __Pyx_TypeName type_name = __Pyx_PyType_GetFullyQualifiedName(type_obj);
+    #if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030d0000
+    if (unlikely(!type_name)) return;
+    #endif
+    PyErr_Format(exc_type, message, arg, type_name);
+    __Pyx_DECREF_TypeName(type_name);
+}
+
+/* RaiseUnexpectedTypeError */
+static int __Pyx_RaiseUnexpectedTypeError(const char *expected, PyObject *obj) {
+    __Pyx_RaiseTypeErrorWithObjectType1(
+        "Expected %.42s, got " __Pyx_FMT_TYPENAME,
+        expected, obj);
+    return 0;
+}
+
+/* HasAttr (used by ImportImpl) */
+#if __PYX_LIMITED_VERSION_HEX < 0x030d0000
+static CYTHON_INLINE int __Pyx_HasAttr(PyObject *o, PyObject *n) {
+    PyObject *r;
+    if (unlikely(!PyUnicode_Check(n))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "hasattr(): attribute name must be string");
+        return -1;
+    }
+    r = __Pyx_PyObject_GetAttrStrNoError(o, n);
+    if (!r) {
+        return (unlikely(PyErr_Occurred())) ? -1 : 0;
+    } else {
+        Py_DECREF(r);
+        return 1;
+    }
+}
+#endif
+
+/* TupleOrListFromArrayImpl (used by ListFromArray) */
+CYTHON_UNUSED static PyObject *
+__Pyx_PyList_FromArray(PyObject *const *src, Py_ssize_t n) {
+    PyObject *res = PyList_New(n);
+    if (unlikely(res == NULL)) return NULL;
+    #if CYTHON_COMPILING_IN_CPYTHON
+    __Pyx_copy_object_array(src, ((PyListObject*)res)->ob_item, n);
+    #else
+    Py_ssize_t i;
+    for (i = 0; i < n; i++) {
+        Py_INCREF(src[i]);
+        if (unlikely(__Pyx_PyList_SET_ITEM(res, i, src[i]) < (0))) {
+            Py_DECREF(res);
+            return NULL;
+        }
+    }
+    #endif
+    return res;
+}
+
+/* ImportImpl (used by Import) */
+static int __Pyx__Import_GetModule(PyObject *qualname, PyObject **module) {
+    PyObject *imported_module = PyImport_GetModule(qualname);
+    if (unlikely(!imported_module)) {
+        *module = NULL;
+        if (PyErr_Occurred()) {
+            return -1;
+        }
+        return 0;
+    }
+    *module = imported_module;
+    return 1;
+}
+static int __Pyx__Import_Lookup(PyObject *qualname, PyObject *const *imported_names, Py_ssize_t len_imported_names, PyObject **module) {
+    PyObject *imported_module;
+    PyObject *top_level_package_name;
+    Py_ssize_t i;
+    int status, module_found;
+    Py_ssize_t dot_index;
+    module_found = __Pyx__Import_GetModule(qualname, &imported_module);
+    if (unlikely(!module_found || module_found == -1)) {
+        *module = NULL;
+        return module_found;
+    }
+    if (imported_names) {
+        for (i = 0; i < len_imported_names; i++) {
+            PyObject *imported_name = imported_names[i];
+#if __PYX_LIMITED_VERSION_HEX < 0x030d0000
+            int has_imported_attribute = PyObject_HasAttr(imported_module, imported_name);
+#else
+            int has_imported_attribute = PyObject_HasAttrWithError(imported_module, imported_name);
+            if (unlikely(has_imported_attribute == -1)) goto error;
+#endif
+            if (!has_imported_attribute) {
+                goto not_found;
+            }
+        }
+        *module = imported_module;
+        return 1;
+    }
+    dot_index = PyUnicode_FindChar(qualname, '.', 0, PY_SSIZE_T_MAX, 1);
+    if (dot_index == -1) {
+        *module = imported_module;
+        return 1;
+    }
+    if (unlikely(dot_index == -2)) goto error;
+    top_level_package_name = PyUnicode_Substring(qualname, 0, dot_index);
+    if (unlikely(!top_level_package_name)) goto error;
+    Py_DECREF(imported_module);
+    status = __Pyx__Import_GetModule(top_level_package_name, module);
+    Py_DECREF(top_level_package_name);
+    return status;
+error:
+    Py_DECREF(imported_module);
+    *module = NULL;
+    return -1;
+not_found:
+    Py_DECREF(imported_module);
+    *module = NULL;
+    return 0;
+}
+static PyObject *__Pyx__Import(PyObject *name, PyObject *const *imported_names, Py_ssize_t len_imported_names, PyObject *qualname, PyObject *moddict, int level) {
+    PyObject *module = 0;
+    PyObject *empty_dict = 0;
+    PyObject *from_list = 0;
+    int module_found;
+    if (!qualname) {
+        qualname = name;
+    }
+    module_found = __Pyx__Import_Lookup(qualname, imported_names, len_imported_names, &module);
+    if (likely(module_found == 1)) {
+        return module;
+    } else if (unlikely(module_found == -1)) {
+        return NULL;
+    }
+    #if !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX >= 0x030f00a6
+    empty_dict = PyFrozenDict_New(NULL);
+    #else
+    empty_dict = PyDict_New();
+    #endif
+    if (unlikely(!empty_dict))
+        goto bad;
+    if (imported_names) {
+        from_list = __Pyx_PyList_FromArray(imported_names, len_imported_names);
+        if (unlikely(!from_list))
+            goto bad;
+    }
+    if (level == -1) {
+        const char* package_sep = strchr(__Pyx_MODULE_NAME, '.');
+        if (package_sep != (0)) {
+            module = PyImport_ImportModuleLevelObject(
+                name, moddict, empty_dict, from_list, 1);
+            if (unlikely(!module)) {
+                if (unlikely(!PyErr_ExceptionMatches(PyExc_ImportError)))
+                    goto bad;
+                PyErr_Clear();
+            }
+        }
+        level = 0;
+    }
+    if (!module) {
+        module = PyImport_ImportModuleLevelObject(
+            name, moddict, empty_dict, from_list, level);
+    }
+bad:
+    Py_XDECREF(from_list);
+    Py_XDECREF(empty_dict);
+    return module;
+}
+
+/* Import */
+static PyObject *__Pyx_Import(PyObject *name, PyObject *const *imported_names, Py_ssize_t len_imported_names, PyObject *qualname, int level) {
+    return __Pyx__Import(name, imported_names, len_imported_names, qualname, __pyx_mstate_global->__pyx_d, level);
+}
+
+/* PyObjectVectorcallKwds (used by PyObjectVectorcallMethodKwds) */
+#if CYTHON_VECTORCALL
+CYTHON_UNUSED static int __Pyx_CheckVectorcallKwarg(PyObject *kwnames, Py_ssize_t i) {
+    PyObject *key = __Pyx_PyTuple_GET_ITEM(kwnames, i);
+#if !CYTHON_ASSUME_SAFE_MACROS
+    if (unlikely(!key)) return -1;
+#endif
+    if (unlikely(!PyUnicode_Check(key))) {
+        PyErr_SetString(PyExc_TypeError, "keywords must be strings");
+        return -1;
+    }
+    return 0;
+}
+#else
+CYTHON_UNUSED static PyObject *__Pyx_MakeKwargDict(PyObject **keys, PyObject **values, Py_ssize_t n) {
+    PyObject *out = PyDict_New();
+    if (unlikely(!out)) return NULL;
+    for (Py_ssize_t i=0; i<n; ++i) {
+        if (unlikely(PyDict_SetItem(out, keys[i], values[i]) < 0)) {
+            Py_DECREF(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+CYTHON_UNUSED static int __Pyx_CheckVectorcallKwarg(PyObject **kwnames, Py_ssize_t i) {
+    PyObject *key = kwnames[i];
+    if (unlikely(!PyUnicode_Check(key))) {
+        PyErr_SetString(PyExc_TypeError, "keywords must be strings");
+        return -1;
+    }
+    return 0;
+}
+#endif
+
+/* PyObjectVectorcallMethodKwds */
+#if !CYTHON_VECTORCALL
+static PyObject *__Pyx_Object_VectorcallMethodKwds(PyObject *name, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    PyObject *result;
+    PyObject *obj = PyObject_GetAttr(args[0], name);
+    if (unlikely(!obj))
+        return NULL;
+    result = __Pyx_Object_VectorcallKwds(obj, args+1, nargsf-1, kwnames);
+    Py_DECREF(obj);
+    return result;
+}
+#endif
+
+/* PyObjectCompare */
+#if CYTHON_USE_PYLONG_INTERNALS
+#ifndef __Pyx_DEFINED_PyObject_CompareIntIntBoolLe
+#define __Pyx_DEFINED_PyObject_CompareIntIntBoolLe
+static int __Pyx_PyObject_CompareIntIntBoolLe(PyObject *op1, PyObject *op2) {
+    Py_ssize_t cmp = __Pyx_PyLong_CompareSignAndSize(op1, op2);
+    if (cmp == 0) {
+        Py_ssize_t size = __Pyx_PyLong_DigitCount(op1);
+        if (size > 0) {
+            const digit* digits1 = __Pyx_PyLong_Digits(op1);
+            const digit* digits2 = __Pyx_PyLong_Digits(op2);
+            if (size == 1) {
+                cmp = (Py_ssize_t) digits1[0] - (Py_ssize_t) digits2[0];
+            } else if ((size == 2) && (8 * sizeof(Py_ssize_t) >= 2 * PyLong_SHIFT)) {
+                cmp = (Py_ssize_t) (((((size_t)digits1[1]) << PyLong_SHIFT) | (size_t)digits1[0])) - (Py_ssize_t) (((((size_t)digits2[1]) << PyLong_SHIFT) | (size_t)digits2[0]));
+            } else {
+                for (Py_ssize_t i=size-1; i >= 0 && !cmp; --i) {
+                    cmp = (Py_ssize_t) digits1[i] - (Py_ssize_t) digits2[i];
+                }
+            }
+        }
+        if (cmp == 0) return 1;
+        if (__Pyx_PyLong_IsNeg(op1)) cmp = -cmp;
+    }
+    return (cmp <= 0);
+}
+#endif
+#ifndef __Pyx_DEFINED_PyObject_CompareIntIntBoolLe
+#define __Pyx_DEFINED_PyObject_CompareIntIntBoolLe
+static CYTHON_INLINE PyObject* __Pyx_PyObject_CompareIntIntLe(PyObject *op1, PyObject *op2) {
+    int result = __Pyx_PyObject_CompareIntIntBoolLe(op1, op2);
+    if (unlikely(result == -1)) return NULL;
+    return __Pyx_NewRef(result ? Py_True : Py_False);
+}
+#endif
+#else
+#ifndef __Pyx_DEFINED_PyObject_CompareIntIntBoolLe
+#define __Pyx_DEFINED_PyObject_CompareIntIntBoolLe
+static int __Pyx_PyObject_CompareIntIntBoolLe(PyObject *op1, PyObject *op2) {
+    int overflow1, overflow2;
+    long long iop1 = PyLong_AsLongLongAndOverflow(op1, &overflow1);
+    long long iop2 = PyLong_AsLongLongAndOverflow(op2, &overflow2);
+    if (likely(!(overflow1 | overflow2))) {
+        if (iop1 <= iop2) goto __pyx_return_true; else goto __pyx_return_false;
+    } else if (overflow1 != overflow2) {
+        if (overflow1 <= overflow2) goto __pyx_return_true; else goto __pyx_return_false;
+    } else {
+        return __Pyx_PyObject_RichCompareBool(op1, op2, Py_LE);
+    }
+__pyx_return_true:
+    return 1;
+__pyx_return_false:
+    return 0;
+}
+#endif
+#endif
+static CYTHON_INLINE int __Pyx_PyObject_CompareBoolLe_int_int(PyObject *op1, PyObject *op2, int pyop) {
+    CYTHON_UNUSED_VAR(pyop);
+    if (unlikely(op1 == Py_None)) {
+        goto __pyx_richcmp;
+    }
+    if (unlikely(op2 == Py_None)) {
+        goto __pyx_richcmp;
+    }
+    if (op1 == op2) goto __pyx_return_true;
+    if (likely(op1 != Py_None)) {
+        if (op1 == op2) goto __pyx_return_true;
+        if (likely(op2 != Py_None)) {
+            return __Pyx_PyObject_CompareIntIntBoolLe(op1, op2);
+        }
+        goto __pyx_richcmp;
+    }
+    if ((0)) goto __pyx_richcmp;
+    if ((0)) goto __pyx_return_true;
+    if ((0)) goto __pyx_return_false;
+__pyx_richcmp:
+    return __Pyx_PyObject_RichCompareBool(op1, op2, Py_LE);
+__pyx_return_true:
+    return 1;
+__pyx_return_false:
+    return 0;
+}
+
+/* WriteUnraisableException */
+static void __Pyx_WriteUnraisable(const char *name, int clineno,
+                                  int lineno, const char *filename,
+                                  int full_traceback, int nogil) {
+    PyObject *old_exc, *old_val, *old_tb;
+    PyObject *ctx;
+    __Pyx_PyThreadState_declare
+    PyGILState_STATE state;
+    if (nogil)
+        state = PyGILState_Ensure();
+    else state = (PyGILState_STATE)0;
+    CYTHON_UNUSED_VAR(clineno);
+    CYTHON_UNUSED_VAR(lineno);
+    CYTHON_UNUSED_VAR(filename);
+    CYTHON_MAYBE_UNUSED_VAR(nogil);
+    __Pyx_PyThreadState_assign
+    __Pyx_ErrFetch(&old_exc, &old_val, &old_tb);
+    if (full_traceback) {
+        Py_XINCREF(old_exc);
+        Py_XINCREF(old_val);
+        Py_XINCREF(old_tb);
+        __Pyx_ErrRestore(old_exc, old_val, old_tb);
+        PyErr_PrintEx(0);
+    }
+    ctx = PyUnicode_FromString(name);
+    __Pyx_ErrRestore(old_exc, old_val, old_tb);
+    if (!ctx) {
+        PyErr_WriteUnraisable(Py_None);
+    } else {
+        PyErr_WriteUnraisable(ctx);
+        Py_DECREF(ctx);
+    }
+    if (nogil)
+        PyGILState_Release(state);
+}
+
 /* CIntToDigits (used by CIntToPyUnicode) */
 static const char DIGIT_PAIRS_10[2*10*10+1] = {
     "00010203040506070809"
@@ -6557,250 +13889,6 @@ static CYTHON_INLINE PyObject* __Pyx____Pyx_PyUnicode_From_Py_ssize_t(Py_ssize_t
     return __Pyx_PyUnicode_BuildFromAscii(ulength, dpos, (int) length, prepend_sign, padding_char);
 }
 
-/* JoinPyUnicode */
-static PyObject* __Pyx_PyUnicode_Join(PyObject** values, Py_ssize_t value_count, Py_ssize_t result_ulength, int kind) {
-#if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH && CYTHON_USE_UNICODE_INTERNALS
-    PyObject *result_uval;
-    int result_ukind, kind_shift;
-    Py_ssize_t i, char_pos;
-    void *result_udata;
-    static const Py_UCS4 max_char[5] = {0x7fU, 0xffU, 0xffffU, 0xffffU, 0x10ffffU};
-    assert (kind >= 0);
-    if (kind > PyUnicode_4BYTE_KIND) kind = PyUnicode_4BYTE_KIND;
-    result_uval = PyUnicode_New(result_ulength, max_char[kind]);
-    if (unlikely(!result_uval)) return NULL;
-    kind_shift = kind >> 1;  // 0, 1, 2
-    result_ukind = 1 << kind_shift;  // 1, 2, 4
-    result_udata = PyUnicode_DATA(result_uval);
-    assert(kind_shift == 2 || kind_shift == 1 || kind_shift == 0);
-    if (unlikely((PY_SSIZE_T_MAX >> kind_shift) - result_ulength < 0))
-        goto overflow;
-    char_pos = 0;
-    for (i=0; i < value_count; i++) {
-        int ukind;
-        Py_ssize_t ulength;
-        void *udata;
-        PyObject *uval = values[i];
-        if (__Pyx_PyUnicode_READY(uval) == (-1))
-            goto bad;
-        ulength = __Pyx_PyUnicode_GET_LENGTH(uval);
-        #if !CYTHON_ASSUME_SAFE_SIZE
-        if (unlikely(ulength < 0)) goto bad;
-        #endif
-        if (unlikely(!ulength))
-            continue;
-        if (unlikely((PY_SSIZE_T_MAX >> kind_shift) - ulength < char_pos))
-            goto overflow;
-        ukind = __Pyx_PyUnicode_KIND(uval);
-        udata = __Pyx_PyUnicode_DATA(uval);
-        if (ukind == result_ukind) {
-            memcpy((char *)result_udata + (char_pos << kind_shift), udata, (size_t) (ulength << kind_shift));
-        } else {
-            #if PY_VERSION_HEX >= 0x030d0000
-            if (unlikely(PyUnicode_CopyCharacters(result_uval, char_pos, uval, 0, ulength) < 0)) goto bad;
-            #elif CYTHON_COMPILING_IN_CPYTHON || defined(_PyUnicode_FastCopyCharacters)
-            _PyUnicode_FastCopyCharacters(result_uval, char_pos, uval, 0, ulength);
-            #else
-            Py_ssize_t j;
-            for (j=0; j < ulength; j++) {
-                Py_UCS4 uchar = __Pyx_PyUnicode_READ(ukind, udata, j);
-                __Pyx_PyUnicode_WRITE(result_ukind, result_udata, char_pos+j, uchar);
-            }
-            #endif
-        }
-        char_pos += ulength;
-    }
-    return result_uval;
-overflow:
-    PyErr_SetString(PyExc_OverflowError, "join() result is too long for a Python string");
-bad:
-    Py_DECREF(result_uval);
-    return NULL;
-#else
-    Py_ssize_t i;
-    PyObject *result = NULL;
-    PyObject *value_tuple = PyTuple_New(value_count);
-    if (unlikely(!value_tuple)) return NULL;
-    CYTHON_UNUSED_VAR(kind);
-    CYTHON_UNUSED_VAR(result_ulength);
-    for (i=0; i<value_count; i++) {
-        Py_INCREF(values[i]);
-        if (__Pyx_PyTuple_SET_ITEM(value_tuple, i, values[i]) != (0)) goto bad;
-    }
-    result = PyUnicode_Join(__pyx_mstate_global->__pyx_empty_unicode, value_tuple);
-bad:
-    Py_DECREF(value_tuple);
-    return result;
-#endif
-}
-
-/* PyErrFetchRestore (used by RaiseException) */
-#if CYTHON_FAST_THREAD_STATE
-static CYTHON_INLINE void __Pyx_ErrRestoreInState(PyThreadState *tstate, PyObject *type, PyObject *value, PyObject *tb) {
-#if PY_VERSION_HEX >= 0x030C00A6
-    PyObject *tmp_value;
-    assert(type == NULL || (value != NULL && type == (PyObject*) Py_TYPE(value)));
-    if (value) {
-        #if CYTHON_COMPILING_IN_CPYTHON
-        if (unlikely(((PyBaseExceptionObject*) value)->traceback != tb))
-        #endif
-            PyException_SetTraceback(value, tb);
-    }
-    tmp_value = tstate->current_exception;
-    tstate->current_exception = value;
-    Py_XDECREF(tmp_value);
-    Py_XDECREF(type);
-    Py_XDECREF(tb);
-#else
-    PyObject *tmp_type, *tmp_value, *tmp_tb;
-    tmp_type = tstate->curexc_type;
-    tmp_value = tstate->curexc_value;
-    tmp_tb = tstate->curexc_traceback;
-    tstate->curexc_type = type;
-    tstate->curexc_value = value;
-    tstate->curexc_traceback = tb;
-    Py_XDECREF(tmp_type);
-    Py_XDECREF(tmp_value);
-    Py_XDECREF(tmp_tb);
-#endif
-}
-static CYTHON_INLINE void __Pyx_ErrFetchInState(PyThreadState *tstate, PyObject **type, PyObject **value, PyObject **tb) {
-#if PY_VERSION_HEX >= 0x030C00A6
-    PyObject* exc_value;
-    exc_value = tstate->current_exception;
-    tstate->current_exception = 0;
-    *value = exc_value;
-    *type = NULL;
-    *tb = NULL;
-    if (exc_value) {
-        *type = (PyObject*) Py_TYPE(exc_value);
-        Py_INCREF(*type);
-        #if CYTHON_COMPILING_IN_CPYTHON
-        *tb = ((PyBaseExceptionObject*) exc_value)->traceback;
-        Py_XINCREF(*tb);
-        #else
-        *tb = PyException_GetTraceback(exc_value);
-        #endif
-    }
-#else
-    *type = tstate->curexc_type;
-    *value = tstate->curexc_value;
-    *tb = tstate->curexc_traceback;
-    tstate->curexc_type = 0;
-    tstate->curexc_value = 0;
-    tstate->curexc_traceback = 0;
-#endif
-}
-#endif
-
-/* RaiseException */
-static void __Pyx_Raise(PyObject *type, PyObject *value, PyObject *tb, PyObject *cause) {
-    PyObject* owned_instance = NULL;
-    if (tb == Py_None) {
-        tb = 0;
-    } else if (tb && !PyTraceBack_Check(tb)) {
-        PyErr_SetString(PyExc_TypeError,
-            "raise: arg 3 must be a traceback or None");
-        goto bad;
-    }
-    if (value == Py_None)
-        value = 0;
-    if (PyExceptionInstance_Check(type)) {
-        if (value) {
-            PyErr_SetString(PyExc_TypeError,
-                "instance exception may not have a separate value");
-            goto bad;
-        }
-        value = type;
-        type = (PyObject*) Py_TYPE(value);
-    } else if (PyExceptionClass_Check(type)) {
-        PyObject *instance_class = NULL;
-        if (value && PyExceptionInstance_Check(value)) {
-            instance_class = (PyObject*) Py_TYPE(value);
-            if (instance_class != type) {
-                int is_subclass = PyObject_IsSubclass(instance_class, type);
-                if (!is_subclass) {
-                    instance_class = NULL;
-                } else if (unlikely(is_subclass == -1)) {
-                    goto bad;
-                } else {
-                    type = instance_class;
-                }
-            }
-        }
-        if (!instance_class) {
-            PyObject *args;
-            if (!value)
-                args = PyTuple_New(0);
-            else if (PyTuple_Check(value)) {
-                Py_INCREF(value);
-                args = value;
-            } else
-                args = PyTuple_Pack(1, value);
-            if (!args)
-                goto bad;
-            owned_instance = PyObject_Call(type, args, NULL);
-            Py_DECREF(args);
-            if (!owned_instance)
-                goto bad;
-            value = owned_instance;
-            if (!PyExceptionInstance_Check(value)) {
-                PyErr_Format(PyExc_TypeError,
-                             "calling %R should have returned an instance of "
-                             "BaseException, not %R",
-                             type, Py_TYPE(value));
-                goto bad;
-            }
-        }
-    } else {
-        PyErr_SetString(PyExc_TypeError,
-            "raise: exception class must be a subclass of BaseException");
-        goto bad;
-    }
-    if (cause) {
-        PyObject *fixed_cause;
-        if (cause == Py_None) {
-            fixed_cause = NULL;
-        } else if (PyExceptionClass_Check(cause)) {
-            fixed_cause = PyObject_CallObject(cause, NULL);
-            if (fixed_cause == NULL)
-                goto bad;
-        } else if (PyExceptionInstance_Check(cause)) {
-            fixed_cause = cause;
-            Py_INCREF(fixed_cause);
-        } else {
-            PyErr_SetString(PyExc_TypeError,
-                            "exception causes must derive from "
-                            "BaseException");
-            goto bad;
-        }
-        PyException_SetCause(value, fixed_cause);
-    }
-    PyErr_SetObject(type, value);
-    if (tb) {
-#if PY_VERSION_HEX >= 0x030C00A6
-        PyException_SetTraceback(value, tb);
-#elif CYTHON_FAST_THREAD_STATE
-        PyThreadState *tstate = __Pyx_PyThreadState_Current;
-        PyObject* tmp_tb = tstate->curexc_traceback;
-        if (tb != tmp_tb) {
-            Py_INCREF(tb);
-            tstate->curexc_traceback = tb;
-            Py_XDECREF(tmp_tb);
-        }
-#else
-        PyObject *tmp_type, *tmp_value, *tmp_tb;
-        PyErr_Fetch(&tmp_type, &tmp_value, &tmp_tb);
-        Py_INCREF(tb);
-        PyErr_Restore(tmp_type, tmp_value, tb);
-        Py_XDECREF(tmp_tb);
-#endif
-    }
-bad:
-    Py_XDECREF(owned_instance);
-    return;
-}
-
 /* tp_new */
 #if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030A0000
 static PyObject* __Pyx_tp_new_fallback(PyObject* type_obj, PyObject* args, PyObject* kwargs) {
@@ -6847,92 +13935,657 @@ static CYTHON_INLINE int __Pyx_PyObject_SetAttrStr(PyObject* obj, PyObject* attr
 }
 #endif
 
-/* GettItemInt_wraparound (used by SetItemInt) */
-#if CYTHON_USE_TYPE_SLOTS && !CYTHON_COMPILING_IN_PYPY
-static int __Pyx_GetItemInt_wraparound(PyObject *o, PySequenceMethods *sm, Py_ssize_t *i) {
-    assert(*i < 0);
-    if (likely(sm->sq_length)) {
-        Py_ssize_t l = sm->sq_length(o);
-        if (likely(l >= 0)) {
-            *i += l;
-        } else {
-            if (!PyErr_ExceptionMatches(PyExc_OverflowError))
-                return -1;
-            PyErr_Clear();
+/* AllocateExtensionType */
+static PyObject *__Pyx_AllocateExtensionType(PyTypeObject *t, int is_final) {
+    if (is_final || likely(!__Pyx_PyType_HasFeature(t, Py_TPFLAGS_IS_ABSTRACT))) {
+        allocfunc alloc_func = __Pyx_PyType_GetSlot(t, tp_alloc, allocfunc);
+        return alloc_func(t, 0);
+    } else {
+        newfunc tp_new = __Pyx_PyType_TryGetSlot(&PyBaseObject_Type, tp_new, newfunc);
+    #if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030A0000
+        if (!tp_new) {
+            PyObject *new_str = PyUnicode_FromString("__new__");
+            if (likely(new_str)) {
+                PyObject *o = PyObject_CallMethodObjArgs((PyObject *)&PyBaseObject_Type, new_str, t, NULL);
+                Py_DECREF(new_str);
+                return o;
+            } else
+                return NULL;
+        } else
+    #endif
+        return tp_new(t, __pyx_mstate_global->__pyx_empty_tuple, 0);
+    }
+}
+
+/* CallSlotAsVectorcallUnpackDict (used by CallSlotAsVectorcall) */
+static CYTHON_INLINE int __Pyx_CallSlotAsVectorcallUnpackDict(Py_ssize_t args_size, PyObject *keys_dict, PyObject **args, PyObject *kwnames) {
+    Py_ssize_t pos = 0, i = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(keys_dict, &pos, &key, &value)) {
+        Py_INCREF(value);
+        args[args_size+i] = value;
+        Py_INCREF(key);
+        if (unlikely(__Pyx_PyTuple_SET_ITEM(kwnames, i, key) == -1)) {
+            return -1;
         }
+        ++i;
+    }
+    return 0;
+}
+
+/* CallSlotAsVectorcall */
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject * __Pyx_CallTpnewAsVectorcall(__Pyx_tpnewvectorcallfunc f, PyTypeObject* o, PyObject *a, PyObject *k) {
+    Py_ssize_t k_size = k ? __Pyx_PyDict_GET_SIZE(k) : 0;
+#if !CYTHON_ASSUME_SAFE_SIZE
+    if (unlikely(k_size < 0)) return NULL;
+#endif
+    Py_ssize_t a_size = __Pyx_PyTuple_GET_SIZE(a);
+#if !CYTHON_ASSUME_SAFE_SIZE
+    if (unlikely(a_size < 0)) return NULL;
+#endif
+#if CYTHON_ASSUME_SAFE_MACROS
+    if (k_size == 0) {
+        return f(o, &PyTuple_GET_ITEM(a, 0), a_size, NULL);
+    }
+#else
+    if (k_size == 0 && a_size == 0) {
+        return f(o, NULL, 0, NULL);
+    }
+#endif
+    PyObject *stack_args[5];
+    PyObject **args = stack_args;
+    Py_ssize_t maxnargs = PY_SSIZE_T_MAX / sizeof(PyObject*) - 1;
+    if (a_size > maxnargs - k_size) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    Py_ssize_t total_size = a_size + k_size;
+    if (total_size > 5) {
+        args = (PyObject**)PyMem_Malloc(((size_t)total_size)*sizeof(PyObject*));
+        if (unlikely(!args)) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+    }
+    PyObject * result = NULL;
+    PyObject *kwnames = NULL;
+    int unpack_dict_result;
+    Py_ssize_t i = 0;
+    for (; i < a_size; ++i) {
+        args[i] = __Pyx_PyTuple_GET_ITEM(a, i);
+#if !CYTHON_ASSUME_SAFE_MACROS
+        if (unlikely(!args[i])) goto cleanup;
+#endif
+    }
+#if !CYTHON_ASSUME_SAFE_MACROS
+    if (k)  // There's a specific shortcut earlier for ASSUME_SAFE_MACROS with no keywords
+#endif
+    {
+        kwnames = PyTuple_New(k_size);
+        if (unlikely(!kwnames)) goto cleanup;
+        __Pyx_BEGIN_CRITICAL_SECTION(k);
+        unpack_dict_result = __Pyx_CallSlotAsVectorcallUnpackDict(a_size, k, args, kwnames);
+        __Pyx_END_CRITICAL_SECTION();
+        if (unlikely(unpack_dict_result == -1)) goto cleanup;
+    }
+    result = f(o, args, a_size, kwnames);
+  cleanup:
+    Py_XDECREF(kwnames);
+    for (i=a_size; i<total_size; ++i) {
+        Py_XDECREF(args[i]);
+    }
+    if (args != stack_args) {
+        PyMem_Free(args);
+    }
+    return result;
+}
+#endif
+
+/* RaiseErrorWithObjectType (used by CallNewInitFromVectorcall) */
+static void __Pyx_RaiseErrorWithType(PyObject* exc_type, const char* message, PyTypeObject *type_obj) {
+    __Pyx_TypeName type_name = __Pyx_PyType_GetFullyQualifiedName(type_obj);
+    #if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030d0000
+    if (unlikely(!type_name)) return;
+    #endif
+    PyErr_Format(exc_type, message, type_name);
+    __Pyx_DECREF_TypeName(type_name);
+}
+
+/* CallNewInitFromVectorcall */
+#if CYTHON_VECTORCALL_TPNEW
+static PyObject *__Pyx_CallNewInitFromVectorcall(PyTypeObject *t, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    newfunc tp_new = __Pyx_PyType_GetSlot(t, tp_new, newfunc);
+    if (unlikely(!tp_new)) {
+        __Pyx_RaiseErrorWithType(PyExc_TypeError, "cannot create " __Pyx_FMT_TYPENAME " instances", t);
+        return NULL;
+    }
+    Py_ssize_t nargs = __Pyx_PyVectorcall_NARGS(nargsf);
+    PyObject *result = NULL, *args_tuple = NULL, *kwds_dict = NULL;
+    Py_ssize_t kw_size = kwnames ? __Pyx_PyTuple_GET_SIZE(kwnames) : 0;
+#if !CYTHON_ASSUME_SAFE_SIZE
+    if (unlikely(kw_size == -1)) {
+        return NULL;
+    }
+#endif
+    if (kw_size) {
+        kwds_dict = __Pyx_PyDict_NewPresized(kw_size);
+        if (unlikely(!kwds_dict)) {
+            return NULL;
+        }
+        for (Py_ssize_t i=0; i<kw_size; ++i) {
+            PyObject *v = args[nargs + i];
+            PyObject *k = __Pyx_PyTuple_GET_ITEM(kwnames, i);
+#if !CYTHON_ASSUME_SAFE_MACROS
+            if (unlikely(!k)) {
+                goto end;
+            }
+#endif
+            if (unlikely(PyDict_SetItem(kwds_dict, k, v) < 0)) {
+                goto end;
+            }
+        }
+    }
+    if (nargs) {
+        args_tuple = __Pyx_PyTuple_FromArray(args, nargs);
+        if (unlikely(!args_tuple)) {
+            goto end;
+        }
+    } else {
+        args_tuple = __Pyx_NewRef(__pyx_mstate_global->__pyx_empty_tuple);
+    }
+    result = tp_new(t, args_tuple, kwds_dict);
+    if (unlikely(!result)) {
+        goto end;
+    }
+    if (PyObject_TypeCheck(result, t)) {
+        initproc tp_init = __Pyx_PyObject_GetSlot(result, tp_init, initproc);
+        if (tp_init && unlikely(tp_init(result, args_tuple, kwds_dict) < 0)) {
+            Py_CLEAR(result);
+        }
+    }
+  end:
+    Py_XDECREF(args_tuple);
+    Py_XDECREF(kwds_dict);
+    return result;
+}
+#endif
+
+/* CallSlotAsVectorcall */
+#if CYTHON_VECTORCALL_TPNEW
+static int __Pyx_CallTpinitAsVectorcall(__Pyx_tpinitvectorcallfunc f, PyObject* o, PyObject *a, PyObject *k) {
+    Py_ssize_t k_size = k ? __Pyx_PyDict_GET_SIZE(k) : 0;
+#if !CYTHON_ASSUME_SAFE_SIZE
+    if (unlikely(k_size < 0)) return -1;
+#endif
+    Py_ssize_t a_size = __Pyx_PyTuple_GET_SIZE(a);
+#if !CYTHON_ASSUME_SAFE_SIZE
+    if (unlikely(a_size < 0)) return -1;
+#endif
+#if CYTHON_ASSUME_SAFE_MACROS
+    if (k_size == 0) {
+        return f(o, &PyTuple_GET_ITEM(a, 0), a_size, NULL);
+    }
+#else
+    if (k_size == 0 && a_size == 0) {
+        return f(o, NULL, 0, NULL);
+    }
+#endif
+    PyObject *stack_args[5];
+    PyObject **args = stack_args;
+    Py_ssize_t maxnargs = PY_SSIZE_T_MAX / sizeof(PyObject*) - 1;
+    if (a_size > maxnargs - k_size) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_ssize_t total_size = a_size + k_size;
+    if (total_size > 5) {
+        args = (PyObject**)PyMem_Malloc(((size_t)total_size)*sizeof(PyObject*));
+        if (unlikely(!args)) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    int result = -1;
+    PyObject *kwnames = NULL;
+    int unpack_dict_result;
+    Py_ssize_t i = 0;
+    for (; i < a_size; ++i) {
+        args[i] = __Pyx_PyTuple_GET_ITEM(a, i);
+#if !CYTHON_ASSUME_SAFE_MACROS
+        if (unlikely(!args[i])) goto cleanup;
+#endif
+    }
+#if !CYTHON_ASSUME_SAFE_MACROS
+    if (k)  // There's a specific shortcut earlier for ASSUME_SAFE_MACROS with no keywords
+#endif
+    {
+        kwnames = PyTuple_New(k_size);
+        if (unlikely(!kwnames)) goto cleanup;
+        __Pyx_BEGIN_CRITICAL_SECTION(k);
+        unpack_dict_result = __Pyx_CallSlotAsVectorcallUnpackDict(a_size, k, args, kwnames);
+        __Pyx_END_CRITICAL_SECTION();
+        if (unlikely(unpack_dict_result == -1)) goto cleanup;
+    }
+    result = f(o, args, a_size, kwnames);
+  cleanup:
+    Py_XDECREF(kwnames);
+    for (i=a_size; i<total_size; ++i) {
+        Py_XDECREF(args[i]);
+    }
+    if (args != stack_args) {
+        PyMem_Free(args);
+    }
+    return result;
+}
+#endif
+
+/* CallTypeTraverse */
+#if !CYTHON_USE_TYPE_SPECS
+#else
+static int __Pyx_call_type_traverse(PyObject *o, int always_call, visitproc visit, void *arg) {
+    if (!always_call) {
+        PyTypeObject *base = __Pyx_PyObject_GetSlot(o, tp_base, PyTypeObject*);
+        unsigned long flags = PyType_GetFlags(base);
+        if (flags & Py_TPFLAGS_HEAPTYPE) {
+            return 0;
+        }
+    }
+    Py_VISIT((PyObject*)Py_TYPE(o));
+    return 0;
+}
+#endif
+
+/* PyObjectCallMethod0 (used by PyType_Ready) */
+static CYTHON_INLINE PyObject* __Pyx_PyObject_CallMethod0(PyObject* obj, PyObject* method_name) {
+#if CYTHON_VECTORCALL && (__PYX_LIMITED_VERSION_HEX >= 0x030C0000 || !CYTHON_COMPILING_IN_LIMITED_API)
+    return PyObject_VectorcallMethod(method_name, &obj, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+#elif CYTHON_COMPILING_IN_LIMITED_API
+    return PyObject_CallMethodObjArgs(obj, method_name, NULL);
+#else
+    return PyObject_CallMethodNoArgs(obj, method_name);
+#endif
+}
+
+/* GetTypeDictOffset (used by ValidateBasesTuple) */
+#if !CYTHON_USE_TYPE_SLOTS
+CYTHON_UNUSED static Py_ssize_t __Pyx_GetTypeDictOffset(PyObject *tp, int require_cython_valid_result) {
+    PyObject *tp_dictoffset_o;
+    Py_ssize_t tp_dictoffset;
+    tp_dictoffset_o = PyObject_GetAttrString(tp, "__dictoffset__");
+    if (unlikely(!tp_dictoffset_o)) return -1;
+    tp_dictoffset = PyLong_AsSsize_t(tp_dictoffset_o);
+    Py_DECREF(tp_dictoffset_o);
+    if (unlikely(require_cython_valid_result && tp_dictoffset == 0)) {
+        PyErr_SetString(
+            PyExc_TypeError,
+            "'type' doesn't have a dictoffset");
+        return -1;
+    } else if (unlikely(require_cython_valid_result && tp_dictoffset < 0)) {
+        PyErr_SetString(
+            PyExc_TypeError,
+            "'type' has an unexpected negative dictoffset. "
+            "Please report this as Cython bug");
+        return -1;
+    }
+    return tp_dictoffset;
+}
+#endif
+
+/* ValidateBasesTuple (used by PyType_Ready) */
+#if CYTHON_COMPILING_IN_CPYTHON || CYTHON_COMPILING_IN_LIMITED_API || CYTHON_USE_TYPE_SPECS
+static int __Pyx_validate_bases_tuple(const char *type_name, int has_dictoffset, PyObject *bases) {
+    Py_ssize_t i, n;
+#if CYTHON_ASSUME_SAFE_SIZE
+    n = PyTuple_GET_SIZE(bases);
+#else
+    n = PyTuple_Size(bases);
+    if (unlikely(n < 0)) return -1;
+#endif
+    if (!has_dictoffset) {
+        PyObject *b;
+#if CYTHON_AVOID_BORROWED_REFS
+        b = PySequence_GetItem(bases, 0);
+        if (!b) return -1;
+#elif CYTHON_ASSUME_SAFE_MACROS
+        b = PyTuple_GET_ITEM(bases, 0);
+#else
+        b = PyTuple_GetItem(bases, 0);
+        if (!b) return -1;
+#endif
+#if CYTHON_USE_TYPE_SLOTS
+        has_dictoffset = ((PyTypeObject*)b)->tp_dictoffset != 0;
+#else
+        Py_ssize_t dictoffset = __Pyx_GetTypeDictOffset(b, 0);
+        has_dictoffset = dictoffset != 0;
+#endif
+#if CYTHON_AVOID_BORROWED_REFS
+        Py_DECREF(b);
+#endif
+#if !CYTHON_USE_TYPE_SLOTS
+        if (dictoffset == -1 && PyErr_Occurred()) return -1;
+#endif
+    }
+    for (i = 1; i < n; i++)
+    {
+        PyTypeObject *b;
+#if CYTHON_AVOID_BORROWED_REFS
+        PyObject *b0 = PySequence_GetItem(bases, i);
+        if (!b0) return -1;
+#elif CYTHON_ASSUME_SAFE_MACROS
+        PyObject *b0 = PyTuple_GET_ITEM(bases, i);
+#else
+        PyObject *b0 = PyTuple_GetItem(bases, i);
+        if (!b0) return -1;
+#endif
+        b = (PyTypeObject*) b0;
+        if (!__Pyx_PyType_HasFeature(b, Py_TPFLAGS_HEAPTYPE))
+        {
+            __Pyx_RaiseErrorWithType(
+                PyExc_TypeError, "base class '" __Pyx_FMT_TYPENAME "' is not a heap type", b);
+#if CYTHON_AVOID_BORROWED_REFS
+            Py_DECREF(b0);
+#endif
+            return -1;
+        }
+        if (!has_dictoffset)
+        {
+            Py_ssize_t b_dictoffset = 0;
+#if CYTHON_USE_TYPE_SLOTS
+            b_dictoffset = b->tp_dictoffset;
+#else
+            b_dictoffset = __Pyx_GetTypeDictOffset((PyObject*)b, 0);
+            if (b_dictoffset == -1 && PyErr_Occurred()) goto dictoffset_return;
+#endif
+            if (b_dictoffset) {
+                __Pyx_RaiseErrorWithType1(
+                    PyExc_TypeError,
+                    "extension type '%.200s' has no __dict__ slot, "
+                    "but base type '" __Pyx_FMT_TYPENAME "' has: "
+                    "either add 'cdef dict __dict__' to the extension type "
+                    "or add '__slots__ = [...]' to the base type",
+                    type_name, b);
+#if !CYTHON_USE_TYPE_SLOTS
+              dictoffset_return:
+#endif
+#if CYTHON_AVOID_BORROWED_REFS
+                Py_DECREF(b0);
+#endif
+                return -1;
+            }
+        }
+#if CYTHON_AVOID_BORROWED_REFS
+        Py_DECREF(b0);
+#endif
     }
     return 0;
 }
 #endif
 
-/* SetItemInt */
-static int __Pyx_SetItemInt_Generic(PyObject *o, PyObject *j, PyObject *v) {
-    int r;
-    if (unlikely(!j)) return -1;
-    r = PyObject_SetItem(o, j, v);
-    Py_DECREF(j);
-    return r;
-}
-#if CYTHON_USE_TYPE_SLOTS && !CYTHON_COMPILING_IN_PYPY
-static CYTHON_INLINE int __Pyx_SetItemInt_Fast_mapping(PyObject *o, objobjargproc setitem, Py_ssize_t i, PyObject *value) {
-    PyObject *key = PyLong_FromSsize_t(i);
-    if (unlikely(!key)) return -1;
-    int r = setitem(o, key, value);
-    Py_DECREF(key);
-    return r;
-}
-#endif
-static CYTHON_INLINE int __Pyx_SetItemInt_Fast(PyObject *o, Py_ssize_t i, PyObject *v,
-                                               int wraparound, int boundscheck, int unsafe_shared) {
-    CYTHON_MAYBE_UNUSED_VAR(unsafe_shared);
-#if CYTHON_ASSUME_SAFE_MACROS && CYTHON_ASSUME_SAFE_SIZE && !CYTHON_AVOID_BORROWED_REFS
-    if (PyList_CheckExact(o)) {
-        Py_ssize_t n = (!wraparound) ? i : ((likely(i >= 0)) ? i : i + PyList_GET_SIZE(o));
-        if ((CYTHON_AVOID_THREAD_UNSAFE_BORROWED_REFS && !__Pyx_IS_UNIQUELY_REFERENCED(o, unsafe_shared))) {
-            Py_INCREF(v);
-            return PyList_SetItem(o, n, v);
-        } else if ((!boundscheck) || likely(__Pyx_is_valid_index(n, PyList_GET_SIZE(o)))) {
-            PyObject* old;
-            Py_INCREF(v);
-            old = PyList_GET_ITEM(o, n);
-            PyList_SET_ITEM(o, n, v);
-            Py_DECREF(old);
-            return 0;
+/* PyType_Ready */
+CYTHON_UNUSED static int __Pyx_PyType_HasMultipleInheritance(PyTypeObject *t) {
+    while (t) {
+        PyObject *bases = __Pyx_PyType_GetSlot(t, tp_bases, PyObject*);
+        if (bases) {
+            return 1;
         }
-    } else
-#endif
-#if CYTHON_USE_TYPE_SLOTS && !CYTHON_COMPILING_IN_PYPY
-    if (PyDict_CheckExact(o)) {
-        return __Pyx_SetItemInt_Fast_mapping(o, PyDict_Type.tp_as_mapping->mp_ass_subscript, i, v);
-    } else
-    {
-        PyTypeObject *obj_type = Py_TYPE(o);
-        int seq_or_mapping = __Pyx_PyType_GetFlags(obj_type) & (Py_TPFLAGS_SEQUENCE|Py_TPFLAGS_MAPPING);
-        if (seq_or_mapping != Py_TPFLAGS_SEQUENCE) {
-            PyMappingMethods *mm = obj_type->tp_as_mapping;
-            if (mm && mm->mp_ass_subscript)
-                return __Pyx_SetItemInt_Fast_mapping(o, mm->mp_ass_subscript, i, v);
-        }
-        PySequenceMethods *sm = obj_type->tp_as_sequence;
-        if (likely(sm && sm->sq_ass_item)) {
-            if (wraparound && (i < 0) && unlikely(__Pyx_GetItemInt_wraparound(o, sm, &i) == -1))
-                return -1;
-            return sm->sq_ass_item(o, i, v);
-        }
-        if (seq_or_mapping == Py_TPFLAGS_SEQUENCE) {
-            PyMappingMethods *mm = obj_type->tp_as_mapping;
-            if (likely(mm && mm->mp_ass_subscript))
-                return __Pyx_SetItemInt_Fast_mapping(o, mm->mp_ass_subscript, i, v);
-        }
+        t = __Pyx_PyType_GetSlot(t, tp_base, PyTypeObject*);
     }
+    return 0;
+}
+static int __Pyx_PyType_Ready(PyTypeObject *t) {
+#if CYTHON_USE_TYPE_SPECS || !CYTHON_COMPILING_IN_CPYTHON
+    (void)&__Pyx_PyObject_CallMethod0;
+#if CYTHON_USE_TYPE_SPECS
+    (void)&__Pyx_validate_bases_tuple;
+#endif
+    return PyType_Ready(t);
 #else
-    if (!PyMapping_Check(o)) {
-        return PySequence_SetItem(o, i, v);
+    int r;
+    if (!__Pyx_PyType_HasMultipleInheritance(t)) {
+        return PyType_Ready(t);
+    }
+    PyObject *bases = __Pyx_PyType_GetSlot(t, tp_bases, PyObject*);
+    if (bases && unlikely(__Pyx_validate_bases_tuple(t->tp_name, t->tp_dictoffset != 0, bases) == -1))
+        return -1;
+    {
+        int gc_was_enabled;
+    #if PY_VERSION_HEX >= 0x030A00b1
+        gc_was_enabled = PyGC_Disable();
+        (void)&__Pyx_PyObject_CallMethod0;
+    #else
+        PyObject *ret, *py_status;
+        PyObject *gc = NULL;
+        #if (!CYTHON_COMPILING_IN_PYPY || PYPY_VERSION_NUM+0 >= 0x07030400) &&\
+                !CYTHON_COMPILING_IN_GRAAL
+        gc = PyImport_GetModule(__pyx_mstate_global->__pyx_kp_u_gc);
+        #endif
+        if (unlikely(!gc)) gc = PyImport_Import(__pyx_mstate_global->__pyx_kp_u_gc);
+        if (unlikely(!gc)) return -1;
+        py_status = __Pyx_PyObject_CallMethod0(gc, __pyx_mstate_global->__pyx_kp_u_isenabled);
+        if (unlikely(!py_status)) {
+            Py_DECREF(gc);
+            return -1;
+        }
+        gc_was_enabled = __Pyx_PyObject_IsTrue(py_status);
+        Py_DECREF(py_status);
+        if (gc_was_enabled > 0) {
+            ret = __Pyx_PyObject_CallMethod0(gc, __pyx_mstate_global->__pyx_kp_u_disable);
+            if (unlikely(!ret)) {
+                Py_DECREF(gc);
+                return -1;
+            }
+            Py_DECREF(ret);
+        } else if (unlikely(gc_was_enabled == -1)) {
+            Py_DECREF(gc);
+            return -1;
+        }
+    #endif
+        t->tp_flags |= Py_TPFLAGS_HEAPTYPE;
+#if PY_VERSION_HEX >= 0x030A0000
+        t->tp_flags |= Py_TPFLAGS_IMMUTABLETYPE;
+#endif
+        r = PyType_Ready(t);
+        t->tp_flags &= ~Py_TPFLAGS_HEAPTYPE;
+    #if PY_VERSION_HEX >= 0x030A00b1
+        if (gc_was_enabled)
+            PyGC_Enable();
+    #else
+        if (gc_was_enabled) {
+            PyObject *tp, *v, *tb;
+            PyErr_Fetch(&tp, &v, &tb);
+            ret = __Pyx_PyObject_CallMethod0(gc, __pyx_mstate_global->__pyx_kp_u_enable);
+            if (likely(ret || r == -1)) {
+                Py_XDECREF(ret);
+                PyErr_Restore(tp, v, tb);
+            } else {
+                Py_XDECREF(tp);
+                Py_XDECREF(v);
+                Py_XDECREF(tb);
+                r = -1;
+            }
+        }
+        Py_DECREF(gc);
+    #endif
+    }
+    return r;
+#endif
+}
+
+/* LimitedApiGetTypeTypeDict (used by DelItemOnTypeDict) */
+#if CYTHON_COMPILING_IN_LIMITED_API
+static PyObject *__Pyx_GetTypeTypeDict(PyTypeObject *tp) {
+    static Py_ssize_t tp_dictoffset = 0;
+    if (unlikely(tp_dictoffset == 0)) {
+        tp_dictoffset = __Pyx_GetTypeDictOffset((PyObject*)(&PyType_Type), 1);
+        if (unlikely(tp_dictoffset == -1 && PyErr_Occurred())) {
+            tp_dictoffset = 0; // try again next time?
+            return NULL;
+        }
+    }
+    return *(PyObject**)((char*)tp + tp_dictoffset);
+}
+#endif
+
+/* DelItemOnTypeDict (used by SetupReduce) */
+static int __Pyx__DelItemOnTypeDict(PyTypeObject *tp, PyObject *k) {
+    int result;
+    PyObject *tp_dict;
+#if CYTHON_COMPILING_IN_LIMITED_API
+    tp_dict = __Pyx_GetTypeTypeDict(tp);
+    if (unlikely(!tp_dict)) return -1;
+#else
+    tp_dict = tp->tp_dict;
+#endif
+    result = PyDict_DelItem(tp_dict, k);
+    if (likely(!result)) PyType_Modified(tp);
+    return result;
+}
+
+/* SetItemOnTypeDict (used by SetupReduce) */
+static int __Pyx__SetItemOnTypeDict(PyTypeObject *tp, PyObject *k, PyObject *v) {
+    int result;
+    PyObject *tp_dict;
+#if CYTHON_COMPILING_IN_LIMITED_API
+    tp_dict = __Pyx_GetTypeTypeDict(tp);
+    if (unlikely(!tp_dict)) return -1;
+#else
+    tp_dict = tp->tp_dict;
+#endif
+    result = PyDict_SetItem(tp_dict, k, v);
+    if (likely(!result)) {
+        PyType_Modified(tp);
+        if (unlikely(PyObject_HasAttr(v, __pyx_mstate_global->__pyx_n_u_set_name))) {
+            PyObject *setNameResult = PyObject_CallMethodObjArgs(v, __pyx_mstate_global->__pyx_n_u_set_name,  (PyObject *) tp, k, NULL);
+            if (!setNameResult) return -1;
+            Py_DECREF(setNameResult);
+        }
+    }
+    return result;
+}
+
+/* SetupReduce */
+static int __Pyx_setup_reduce_is_named(PyObject* meth, PyObject* name) {
+  int ret;
+  PyObject *name_attr;
+  name_attr = __Pyx_PyObject_GetAttrStrNoError(meth, __pyx_mstate_global->__pyx_n_u_name);
+  if (likely(name_attr)) {
+      ret = PyObject_RichCompareBool(name_attr, name, Py_EQ);
+  } else {
+      ret = -1;
+  }
+  if (unlikely(ret < 0) && __Pyx_IgnoreException(PyExc_Exception)) {
+      ret = 0;  // But BaseException is still propagated.
+  }
+  Py_XDECREF(name_attr);
+  return ret;
+}
+static PyObject *__Pyx_setup_reduce_get_reduce_attribute(PyObject *type_obj, PyObject *name, int allow_not_present) {
+#if CYTHON_USE_PYTYPE_LOOKUP
+    CYTHON_UNUSED_VAR(allow_not_present);
+    return _PyType_Lookup((PyTypeObject*)type_obj, name);
+#else
+    if (allow_not_present) {
+        return __Pyx_PyObject_GetAttrStrNoError(type_obj, name);
+    } else {
+        return __Pyx_PyObject_GetAttrStr(type_obj, name);
     }
 #endif
-    (void)wraparound;
-    (void)boundscheck;
-    return __Pyx_SetItemInt_Generic(o, PyLong_FromSsize_t(i), v);
+}
+static int __Pyx_setup_reduce(PyObject* type_obj) {
+    int ret = 0;
+    PyObject *object_reduce = NULL;
+    PyObject *object_getstate = NULL;
+    PyObject *object_reduce_ex = NULL;
+    PyObject *reduce = NULL;
+    PyObject *reduce_ex = NULL;
+    PyObject *reduce_cython = NULL;
+    PyObject *setstate = NULL;
+    PyObject *setstate_cython = NULL;
+    PyObject *getstate = NULL;
+    getstate = __Pyx_setup_reduce_get_reduce_attribute(type_obj, __pyx_mstate_global->__pyx_n_u_getstate, 1);
+    if (!getstate && PyErr_Occurred()) {
+        goto __PYX_BAD;
+    }
+    if (getstate) {
+        object_getstate = __Pyx_setup_reduce_get_reduce_attribute((PyObject*)&PyBaseObject_Type, __pyx_mstate_global->__pyx_n_u_getstate, 1);
+        if (!object_getstate && PyErr_Occurred()) {
+            goto __PYX_BAD;
+        }
+        if (object_getstate != getstate) {
+            goto __PYX_GOOD;
+        }
+    }
+    object_reduce_ex = __Pyx_setup_reduce_get_reduce_attribute((PyObject*)&PyBaseObject_Type, __pyx_mstate_global->__pyx_n_u_reduce_ex, 0);
+    if (unlikely(!object_reduce_ex)) goto __PYX_BAD;
+    reduce_ex = __Pyx_PyObject_GetAttrStr(type_obj, __pyx_mstate_global->__pyx_n_u_reduce_ex); if (unlikely(!reduce_ex)) goto __PYX_BAD;
+    if (reduce_ex == object_reduce_ex) {
+        object_reduce = __Pyx_setup_reduce_get_reduce_attribute((PyObject*)&PyBaseObject_Type, __pyx_mstate_global->__pyx_n_u_reduce, 0);
+        if (!object_reduce) goto __PYX_BAD;
+        reduce = __Pyx_PyObject_GetAttrStr(type_obj, __pyx_mstate_global->__pyx_n_u_reduce); if (unlikely(!reduce)) goto __PYX_BAD;
+        int try_to_replace_reduce = (reduce == object_reduce);
+        if (!try_to_replace_reduce) {
+            try_to_replace_reduce = __Pyx_setup_reduce_is_named(reduce, __pyx_mstate_global->__pyx_n_u_reduce_cython);
+            if (unlikely(try_to_replace_reduce < 0)) {
+                goto __PYX_BAD;
+            }
+        }
+        if (try_to_replace_reduce) {
+            reduce_cython = __Pyx_PyObject_GetAttrStrNoError(type_obj, __pyx_mstate_global->__pyx_n_u_reduce_cython);
+            if (likely(reduce_cython)) {
+                ret = __Pyx_SetItemOnTypeDict((PyTypeObject*)type_obj, __pyx_mstate_global->__pyx_n_u_reduce, reduce_cython); if (unlikely(ret < 0)) goto __PYX_BAD;
+                ret = __Pyx_DelItemOnTypeDict((PyTypeObject*)type_obj, __pyx_mstate_global->__pyx_n_u_reduce_cython); if (unlikely(ret < 0)) goto __PYX_BAD;
+            } else if (reduce == object_reduce || PyErr_Occurred()) {
+                goto __PYX_BAD;
+            }
+            setstate = __Pyx_PyObject_GetAttrStrNoError(type_obj, __pyx_mstate_global->__pyx_n_u_setstate);
+            int try_to_replace_setstate;
+            if (!setstate) {
+                PyObject *exc = PyErr_Occurred();
+                if (exc && !__Pyx_IgnoreGivenException(exc, PyExc_Exception)) {
+                    goto __PYX_BAD;
+                }
+                try_to_replace_setstate = 1;
+            } else {
+                try_to_replace_setstate = __Pyx_setup_reduce_is_named(setstate, __pyx_mstate_global->__pyx_n_u_setstate_cython);
+                if (unlikely(try_to_replace_setstate < 0)) {
+                    goto __PYX_BAD;
+                }
+            }
+            if (try_to_replace_setstate) {
+                setstate_cython = __Pyx_PyObject_GetAttrStrNoError(type_obj, __pyx_mstate_global->__pyx_n_u_setstate_cython);
+                if (likely(setstate_cython)) {
+                    ret = __Pyx_SetItemOnTypeDict((PyTypeObject*)type_obj, __pyx_mstate_global->__pyx_n_u_setstate, setstate_cython); if (unlikely(ret < 0)) goto __PYX_BAD;
+                    ret = __Pyx_DelItemOnTypeDict((PyTypeObject*)type_obj, __pyx_mstate_global->__pyx_n_u_setstate_cython); if (unlikely(ret < 0)) goto __PYX_BAD;
+                } else if (!setstate || PyErr_Occurred()) {
+                    goto __PYX_BAD;
+                }
+            }
+            PyType_Modified((PyTypeObject*)type_obj);
+        }
+    }
+    goto __PYX_GOOD;
+__PYX_BAD:
+    if (!PyErr_Occurred()) {
+        __Pyx_RaiseErrorWithType(
+            PyExc_RuntimeError,
+            "Unable to initialize pickling for " __Pyx_FMT_TYPENAME,
+            (PyTypeObject*)type_obj);
+    }
+    ret = -1;
+__PYX_GOOD:
+#if !CYTHON_USE_PYTYPE_LOOKUP
+    Py_XDECREF(object_reduce);
+    Py_XDECREF(object_reduce_ex);
+    Py_XDECREF(object_getstate);
+    Py_XDECREF(getstate);
+#endif
+    Py_XDECREF(reduce);
+    Py_XDECREF(reduce_ex);
+    Py_XDECREF(reduce_cython);
+    Py_XDECREF(setstate);
+    Py_XDECREF(setstate_cython);
+    return ret;
 }
 
 /* TypeImport */
@@ -7329,22 +14982,6 @@ static CYTHON_INLINE void __Pyx_CyFunction_SetAnnotationsDict(PyObject *func, Py
     m->func_annotations = dict;
     Py_INCREF(dict);
 }
-
-/* CallTypeTraverse (used by CythonFunctionShared) */
-#if !CYTHON_USE_TYPE_SPECS
-#else
-static int __Pyx_call_type_traverse(PyObject *o, int always_call, visitproc visit, void *arg) {
-    if (!always_call) {
-        PyTypeObject *base = __Pyx_PyObject_GetSlot(o, tp_base, PyTypeObject*);
-        unsigned long flags = PyType_GetFlags(base);
-        if (flags & Py_TPFLAGS_HEAPTYPE) {
-            return 0;
-        }
-    }
-    Py_VISIT((PyObject*)Py_TYPE(o));
-    return 0;
-}
-#endif
 
 /* PyMethodNew (used by CythonFunctionShared) */
 #if CYTHON_COMPILING_IN_LIMITED_API
@@ -8520,150 +16157,6 @@ static PyTypeObject *__Pyx_Get_CyFunction_Type(void) {
     return tp;
 }
 
-/* PyDictVersioning (used by CLineInTraceback) */
-#if CYTHON_USE_DICT_VERSIONS && CYTHON_USE_TYPE_SLOTS
-static CYTHON_INLINE PY_UINT64_T __Pyx_get_tp_dict_version(PyObject *obj) {
-    PyObject *dict = Py_TYPE(obj)->tp_dict;
-    return likely(dict) ? __PYX_GET_DICT_VERSION(dict) : 0;
-}
-static CYTHON_INLINE PY_UINT64_T __Pyx_get_object_dict_version(PyObject *obj) {
-    PyObject **dictptr = NULL;
-    Py_ssize_t offset = Py_TYPE(obj)->tp_dictoffset;
-    if (offset) {
-#if CYTHON_COMPILING_IN_CPYTHON
-        dictptr = (likely(offset > 0)) ? (PyObject **) ((char *)obj + offset) : _PyObject_GetDictPtr(obj);
-#else
-        dictptr = _PyObject_GetDictPtr(obj);
-#endif
-    }
-    return (dictptr && *dictptr) ? __PYX_GET_DICT_VERSION(*dictptr) : 0;
-}
-static CYTHON_INLINE int __Pyx_object_dict_version_matches(PyObject* obj, PY_UINT64_T tp_dict_version, PY_UINT64_T obj_dict_version) {
-    PyObject *dict = Py_TYPE(obj)->tp_dict;
-    if (unlikely(!dict) || unlikely(tp_dict_version != __PYX_GET_DICT_VERSION(dict)))
-        return 0;
-    return obj_dict_version == __Pyx_get_object_dict_version(obj);
-}
-#endif
-
-/* GivenExceptionMatches (used by PyErrExceptionMatches) */
-#if CYTHON_COMPILING_IN_CPYTHON
-static CYTHON_INLINE int __Pyx_inner_PyErr_GivenExceptionMatches2(PyObject *err, PyObject* exc_type1, PyObject *exc_type2) {
-    if (exc_type1) {
-        return __Pyx_IsAnySubtype2((PyTypeObject*)err, (PyTypeObject*)exc_type1, (PyTypeObject*)exc_type2);
-    } else {
-        return __Pyx_IsSubtype((PyTypeObject*)err, (PyTypeObject*)exc_type2);
-    }
-}
-static int __Pyx_PyErr_GivenExceptionMatchesTuple(PyObject *exc_type, PyObject *tuple) {
-    Py_ssize_t i, n;
-    assert(PyExceptionClass_Check(exc_type));
-    n = PyTuple_GET_SIZE(tuple);
-    for (i=0; i<n; i++) {
-        if (exc_type == PyTuple_GET_ITEM(tuple, i)) return 1;
-    }
-    for (i=0; i<n; i++) {
-        PyObject *t = PyTuple_GET_ITEM(tuple, i);
-        if (likely(PyExceptionClass_Check(t))) {
-            if (__Pyx_inner_PyErr_GivenExceptionMatches2(exc_type, NULL, t)) return 1;
-        } else {
-        }
-    }
-    return 0;
-}
-static CYTHON_INLINE int __Pyx_PyErr_GivenExceptionMatches(PyObject *err, PyObject* exc_type) {
-    if (likely(err == exc_type)) return 1;
-    if (likely(PyExceptionClass_Check(err))) {
-        if (likely(PyExceptionClass_Check(exc_type))) {
-            return __Pyx_inner_PyErr_GivenExceptionMatches2(err, NULL, exc_type);
-        } else if (likely(PyTuple_Check(exc_type))) {
-            return __Pyx_PyErr_GivenExceptionMatchesTuple(err, exc_type);
-        } else {
-        }
-    }
-    return PyErr_GivenExceptionMatches(err, exc_type);
-}
-static CYTHON_INLINE int __Pyx_PyErr_GivenExceptionMatches2(PyObject *err, PyObject *exc_type1, PyObject *exc_type2) {
-    assert(PyExceptionClass_Check(exc_type1));
-    assert(PyExceptionClass_Check(exc_type2));
-    if (likely(err == exc_type1 || err == exc_type2)) return 1;
-    if (likely(PyExceptionClass_Check(err))) {
-        return __Pyx_inner_PyErr_GivenExceptionMatches2(err, exc_type1, exc_type2);
-    }
-    return (PyErr_GivenExceptionMatches(err, exc_type1) || PyErr_GivenExceptionMatches(err, exc_type2));
-}
-#endif
-
-/* PyErrExceptionMatches (used by PyObjectGetAttrStrNoError) */
-#if CYTHON_FAST_THREAD_STATE
-static int __Pyx_PyErr_ExceptionMatchesTuple(PyObject *exc_type, PyObject *tuple) {
-    Py_ssize_t i, n;
-    n = PyTuple_GET_SIZE(tuple);
-    for (i=0; i<n; i++) {
-        if (exc_type == PyTuple_GET_ITEM(tuple, i)) return 1;
-    }
-    for (i=0; i<n; i++) {
-        if (__Pyx_PyErr_GivenExceptionMatches(exc_type, PyTuple_GET_ITEM(tuple, i))) return 1;
-    }
-    return 0;
-}
-static CYTHON_INLINE int __Pyx_PyErr_ExceptionMatchesInState(PyThreadState* tstate, PyObject* err) {
-    int result;
-    PyObject *exc_type;
-#if PY_VERSION_HEX >= 0x030C00A6
-    PyObject *current_exception = tstate->current_exception;
-    if (unlikely(!current_exception)) return 0;
-    exc_type = (PyObject*) Py_TYPE(current_exception);
-    if (exc_type == err) return 1;
-#else
-    exc_type = tstate->curexc_type;
-    if (exc_type == err) return 1;
-    if (unlikely(!exc_type)) return 0;
-#endif
-    #if CYTHON_AVOID_BORROWED_REFS
-    Py_INCREF(exc_type);
-    #endif
-    if (unlikely(PyTuple_Check(err))) {
-        result = __Pyx_PyErr_ExceptionMatchesTuple(exc_type, err);
-    } else {
-        result = __Pyx_PyErr_GivenExceptionMatches(exc_type, err);
-    }
-    #if CYTHON_AVOID_BORROWED_REFS
-    Py_DECREF(exc_type);
-    #endif
-    return result;
-}
-#endif
-
-/* PyObjectGetAttrStrNoError (used by CLineInTraceback) */
-#if __PYX_LIMITED_VERSION_HEX < 0x030d0000
-static void __Pyx_PyObject_GetAttrStr_ClearAttributeError(void) {
-    __Pyx_PyThreadState_declare
-    __Pyx_PyThreadState_assign
-    if (likely(__Pyx_PyErr_ExceptionMatches(PyExc_AttributeError)))
-        __Pyx_PyErr_Clear();
-}
-#endif
-static CYTHON_INLINE PyObject* __Pyx_PyObject_GetAttrStrNoError(PyObject* obj, PyObject* attr_name) {
-    PyObject *result;
-#if __PYX_LIMITED_VERSION_HEX >= 0x030d0000
-    (void) PyObject_GetOptionalAttr(obj, attr_name, &result);
-    return result;
-#else
-#if CYTHON_COMPILING_IN_CPYTHON && CYTHON_USE_TYPE_SLOTS
-    PyTypeObject* tp = Py_TYPE(obj);
-    if (likely(tp->tp_getattro == PyObject_GenericGetAttr)) {
-        return _PyObject_GenericGetAttrWithDict(obj, attr_name, NULL, 1);
-    }
-#endif
-    result = __Pyx_PyObject_GetAttrStr(obj, attr_name);
-    if (unlikely(!result)) {
-        __Pyx_PyObject_GetAttrStr_ClearAttributeError();
-    }
-    return result;
-#endif
-}
-
 /* CLineInTraceback (used by AddTraceback) */
 #if CYTHON_CLINE_IN_TRACEBACK && CYTHON_CLINE_IN_TRACEBACK_RUNTIME
 #if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030A0000
@@ -8979,6 +16472,117 @@ bad:
         return (target_type) value;\
     }
 
+/* PyObjectCallMethod1 */
+static CYTHON_INLINE PyObject* __Pyx_PyObject_CallMethod1(PyObject* obj, PyObject* method_name, PyObject* arg) {
+#if CYTHON_VECTORCALL && (__PYX_LIMITED_VERSION_HEX >= 0x030C0000 || !CYTHON_COMPILING_IN_LIMITED_API)
+    PyObject *args[2] = {obj, arg};
+    return PyObject_VectorcallMethod(method_name, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+#elif CYTHON_COMPILING_IN_LIMITED_API
+    return PyObject_CallMethodObjArgs(obj, method_name, arg, NULL);
+#else
+    return PyObject_CallMethodOneArg(obj, method_name, arg);
+#endif
+}
+
+/* CheckUnpickleChecksumError */
+static void __Pyx_RaiseUnpickleChecksumError(long checksum, long checksum1, long checksum2, long checksum3, const char *members) {
+    PyObject *pickle_module = PyImport_ImportModule("pickle");
+    if (unlikely(!pickle_module)) return;
+    PyObject *pickle_error = PyObject_GetAttrString(pickle_module, "PickleError");
+    Py_DECREF(pickle_module);
+    if (unlikely(!pickle_error)) return;
+    if (checksum2 == checksum1) {
+        PyErr_Format(pickle_error, "Incompatible checksums (0x%x vs (0x%x) = (%s))",
+            checksum, checksum1, members);
+    } else if (checksum3 == checksum2) {
+        PyErr_Format(pickle_error, "Incompatible checksums (0x%x vs (0x%x, 0x%x) = (%s))",
+            checksum, checksum1, checksum2, members);
+    } else {
+        PyErr_Format(pickle_error, "Incompatible checksums (0x%x vs (0x%x, 0x%x, 0x%x) = (%s))",
+            checksum, checksum1, checksum2, checksum3, members);
+    }
+    Py_DECREF(pickle_error);
+}
+
+/* CIntToPy */
+static CYTHON_INLINE PyObject* __Pyx_PyLong_From_PY_LONG_LONG(PY_LONG_LONG value) {
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wconversion"
+#endif
+    const PY_LONG_LONG neg_one = (PY_LONG_LONG) -1, const_zero = (PY_LONG_LONG) 0;
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic pop
+#endif
+    const int is_unsigned = neg_one > const_zero;
+    if (is_unsigned) {
+        if (sizeof(PY_LONG_LONG) < sizeof(long)) {
+            return PyLong_FromLong((long) value);
+        } else if (sizeof(PY_LONG_LONG) <= sizeof(unsigned long)) {
+            return PyLong_FromUnsignedLong((unsigned long) value);
+#if !CYTHON_COMPILING_IN_PYPY
+        } else if (sizeof(PY_LONG_LONG) <= sizeof(unsigned PY_LONG_LONG)) {
+            return PyLong_FromUnsignedLongLong((unsigned PY_LONG_LONG) value);
+#endif
+        }
+    } else {
+        if (sizeof(PY_LONG_LONG) <= sizeof(long)) {
+            return PyLong_FromLong((long) value);
+        } else if (sizeof(PY_LONG_LONG) <= sizeof(PY_LONG_LONG)) {
+            return PyLong_FromLongLong((PY_LONG_LONG) value);
+        }
+    }
+    {
+        unsigned char *bytes = (unsigned char *)&value;
+#if !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX >= 0x030d00A4
+        if (is_unsigned) {
+            return PyLong_FromUnsignedNativeBytes(bytes, sizeof(value), -1);
+        } else {
+            return PyLong_FromNativeBytes(bytes, sizeof(value), -1);
+        }
+#elif !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX < 0x030d0000
+        int one = 1; int little = (int)*(unsigned char *)&one;
+        return _PyLong_FromByteArray(bytes, sizeof(PY_LONG_LONG),
+                                     little, !is_unsigned);
+#else
+        int one = 1; int little = (int)*(unsigned char *)&one;
+        PyObject *result = NULL, *kwds = NULL;
+        PyObject *py_bytes = NULL, *order_str = NULL, *from_bytes_str = NULL;;
+        py_bytes = PyBytes_FromStringAndSize((char*)bytes, sizeof(PY_LONG_LONG));
+        if (!py_bytes) goto limited_bad;
+        from_bytes_str = PyUnicode_FromStringAndSize("from_bytes", 10);
+        if (!from_bytes_str) goto limited_bad;
+        order_str = PyUnicode_FromString(little ? "little" : "big");
+        if (!order_str) goto limited_bad;
+        {
+            PyObject *args[] = { (PyObject*)&PyLong_Type, py_bytes, order_str, Py_True };
+            if (!is_unsigned) {
+                PyObject *signed_str = PyUnicode_FromStringAndSize("signed", 6);
+                if (!signed_str) goto limited_bad;
+#if CYTHON_VECTORCALL
+                kwds = PyTuple_Pack(1, signed_str);
+#else
+                {
+                    PyObject *keys[] = {signed_str};
+                    PyObject *values[] = {Py_True};
+                    kwds = __Pyx_MakeKwargDict(keys, values, 1);
+                }
+#endif
+                Py_DECREF(signed_str);
+                if (unlikely(!kwds)) goto limited_bad;
+            }
+            result = __Pyx_Object_VectorcallMethodKwds(from_bytes_str, args, 3 | __Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET, kwds);
+        }
+        limited_bad:
+        Py_XDECREF(kwds);
+        Py_XDECREF(order_str);
+        Py_XDECREF(py_bytes);
+        Py_XDECREF(from_bytes_str);
+        return result;
+#endif
+    }
+}
+
 /* CIntFromPy */
 static PY_LONG_LONG __Pyx_LargePyLong___Pyx_PyLong_As_PY_LONG_LONG(PyObject *x);
 static PY_LONG_LONG __Pyx_raise_neg_overflow___Pyx_PyLong_As_PY_LONG_LONG(void) {
@@ -9277,6 +16881,85 @@ static CYTHON_INLINE PY_LONG_LONG __Pyx_PyLong_As_PY_LONG_LONG(PyObject *x) {
         return __Pyx_PyLong___Pyx_PyLong_As_PY_LONG_LONG(x);
     } else {
         return __Pyx_NonPyLong___Pyx_PyLong_As_PY_LONG_LONG(x);
+    }
+}
+
+/* CIntToPy */
+static CYTHON_INLINE PyObject* __Pyx_PyLong_From_int(int value) {
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wconversion"
+#endif
+    const int neg_one = (int) -1, const_zero = (int) 0;
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic pop
+#endif
+    const int is_unsigned = neg_one > const_zero;
+    if (is_unsigned) {
+        if (sizeof(int) < sizeof(long)) {
+            return PyLong_FromLong((long) value);
+        } else if (sizeof(int) <= sizeof(unsigned long)) {
+            return PyLong_FromUnsignedLong((unsigned long) value);
+#if !CYTHON_COMPILING_IN_PYPY
+        } else if (sizeof(int) <= sizeof(unsigned PY_LONG_LONG)) {
+            return PyLong_FromUnsignedLongLong((unsigned PY_LONG_LONG) value);
+#endif
+        }
+    } else {
+        if (sizeof(int) <= sizeof(long)) {
+            return PyLong_FromLong((long) value);
+        } else if (sizeof(int) <= sizeof(PY_LONG_LONG)) {
+            return PyLong_FromLongLong((PY_LONG_LONG) value);
+        }
+    }
+    {
+        unsigned char *bytes = (unsigned char *)&value;
+#if !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX >= 0x030d00A4
+        if (is_unsigned) {
+            return PyLong_FromUnsignedNativeBytes(bytes, sizeof(value), -1);
+        } else {
+            return PyLong_FromNativeBytes(bytes, sizeof(value), -1);
+        }
+#elif !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX < 0x030d0000
+        int one = 1; int little = (int)*(unsigned char *)&one;
+        return _PyLong_FromByteArray(bytes, sizeof(int),
+                                     little, !is_unsigned);
+#else
+        int one = 1; int little = (int)*(unsigned char *)&one;
+        PyObject *result = NULL, *kwds = NULL;
+        PyObject *py_bytes = NULL, *order_str = NULL, *from_bytes_str = NULL;;
+        py_bytes = PyBytes_FromStringAndSize((char*)bytes, sizeof(int));
+        if (!py_bytes) goto limited_bad;
+        from_bytes_str = PyUnicode_FromStringAndSize("from_bytes", 10);
+        if (!from_bytes_str) goto limited_bad;
+        order_str = PyUnicode_FromString(little ? "little" : "big");
+        if (!order_str) goto limited_bad;
+        {
+            PyObject *args[] = { (PyObject*)&PyLong_Type, py_bytes, order_str, Py_True };
+            if (!is_unsigned) {
+                PyObject *signed_str = PyUnicode_FromStringAndSize("signed", 6);
+                if (!signed_str) goto limited_bad;
+#if CYTHON_VECTORCALL
+                kwds = PyTuple_Pack(1, signed_str);
+#else
+                {
+                    PyObject *keys[] = {signed_str};
+                    PyObject *values[] = {Py_True};
+                    kwds = __Pyx_MakeKwargDict(keys, values, 1);
+                }
+#endif
+                Py_DECREF(signed_str);
+                if (unlikely(!kwds)) goto limited_bad;
+            }
+            result = __Pyx_Object_VectorcallMethodKwds(from_bytes_str, args, 3 | __Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET, kwds);
+        }
+        limited_bad:
+        Py_XDECREF(kwds);
+        Py_XDECREF(order_str);
+        Py_XDECREF(py_bytes);
+        Py_XDECREF(from_bytes_str);
+        return result;
+#endif
     }
 }
 
@@ -9581,250 +17264,306 @@ static CYTHON_INLINE int __Pyx_PyLong_As_int(PyObject *x) {
     }
 }
 
-/* PyObjectVectorcallKwds (used by PyObjectVectorcallMethodKwds) */
-#if CYTHON_VECTORCALL
-CYTHON_UNUSED static int __Pyx_CheckVectorcallKwarg(PyObject *kwnames, Py_ssize_t i) {
-    PyObject *key = __Pyx_PyTuple_GET_ITEM(kwnames, i);
-#if !CYTHON_ASSUME_SAFE_MACROS
-    if (unlikely(!key)) return -1;
-#endif
-    if (unlikely(!PyUnicode_Check(key))) {
-        PyErr_SetString(PyExc_TypeError, "keywords must be strings");
-        return -1;
-    }
-    return 0;
+/* CIntFromPy */
+static uint32_t __Pyx_LargePyLong___Pyx_PyLong_As_uint32_t(PyObject *x);
+static uint32_t __Pyx_raise_neg_overflow___Pyx_PyLong_As_uint32_t(void) {
+    const char* type_name = "uint32_t";
+    PyErr_Format(PyExc_OverflowError,
+        "can't convert negative value to %.200s", type_name);
+    return (uint32_t) -1;
 }
-#else
-CYTHON_UNUSED static PyObject *__Pyx_MakeKwargDict(PyObject **keys, PyObject **values, Py_ssize_t n) {
-    PyObject *out = PyDict_New();
-    if (unlikely(!out)) return NULL;
-    for (Py_ssize_t i=0; i<n; ++i) {
-        if (unlikely(PyDict_SetItem(out, keys[i], values[i]) < 0)) {
-            Py_DECREF(out);
-            return NULL;
-        }
-    }
-    return out;
+static uint32_t __Pyx_raise_overflow___Pyx_PyLong_As_uint32_t(void) {
+    const char* type_name = "uint32_t";
+    PyErr_Format(PyExc_OverflowError,
+        "value too large to convert to %.200s", type_name);
+    return (uint32_t) -1;
 }
-CYTHON_UNUSED static int __Pyx_CheckVectorcallKwarg(PyObject **kwnames, Py_ssize_t i) {
-    PyObject *key = kwnames[i];
-    if (unlikely(!PyUnicode_Check(key))) {
-        PyErr_SetString(PyExc_TypeError, "keywords must be strings");
-        return -1;
-    }
-    return 0;
-}
-#endif
-
-/* PyObjectVectorcallMethodKwds (used by CIntToPy) */
-#if !CYTHON_VECTORCALL
-static PyObject *__Pyx_Object_VectorcallMethodKwds(PyObject *name, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
-    PyObject *result;
-    PyObject *obj = PyObject_GetAttr(args[0], name);
-    if (unlikely(!obj))
-        return NULL;
-    result = __Pyx_Object_VectorcallKwds(obj, args+1, nargsf-1, kwnames);
-    Py_DECREF(obj);
-    return result;
-}
-#endif
-
-/* CIntToPy */
-static CYTHON_INLINE PyObject* __Pyx_PyLong_From_int(int value) {
-#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wconversion"
-#endif
-    const int neg_one = (int) -1, const_zero = (int) 0;
-#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
-#pragma GCC diagnostic pop
-#endif
-    const int is_unsigned = neg_one > const_zero;
-    if (is_unsigned) {
-        if (sizeof(int) < sizeof(long)) {
-            return PyLong_FromLong((long) value);
-        } else if (sizeof(int) <= sizeof(unsigned long)) {
-            return PyLong_FromUnsignedLong((unsigned long) value);
-#if !CYTHON_COMPILING_IN_PYPY
-        } else if (sizeof(int) <= sizeof(unsigned PY_LONG_LONG)) {
-            return PyLong_FromUnsignedLongLong((unsigned PY_LONG_LONG) value);
-#endif
-        }
-    } else {
-        if (sizeof(int) <= sizeof(long)) {
-            return PyLong_FromLong((long) value);
-        } else if (sizeof(int) <= sizeof(PY_LONG_LONG)) {
-            return PyLong_FromLongLong((PY_LONG_LONG) value);
-        }
-    }
+static CYTHON_INLINE uint32_t __Pyx_PyULong___Pyx_PyLong_As_uint32_t(PyObject *x) {
+    const int is_unsigned = 1;
+#if CYTHON_USE_PYLONG_INTERNALS
     {
-        unsigned char *bytes = (unsigned char *)&value;
-#if !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX >= 0x030d00A4
-        if (is_unsigned) {
-            return PyLong_FromUnsignedNativeBytes(bytes, sizeof(value), -1);
-        } else {
-            return PyLong_FromNativeBytes(bytes, sizeof(value), -1);
-        }
-#elif !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX < 0x030d0000
-        int one = 1; int little = (int)*(unsigned char *)&one;
-        return _PyLong_FromByteArray(bytes, sizeof(int),
-                                     little, !is_unsigned);
-#else
-        int one = 1; int little = (int)*(unsigned char *)&one;
-        PyObject *result = NULL, *kwds = NULL;
-        PyObject *py_bytes = NULL, *order_str = NULL, *from_bytes_str = NULL;;
-        py_bytes = PyBytes_FromStringAndSize((char*)bytes, sizeof(int));
-        if (!py_bytes) goto limited_bad;
-        from_bytes_str = PyUnicode_FromStringAndSize("from_bytes", 10);
-        if (!from_bytes_str) goto limited_bad;
-        order_str = PyUnicode_FromString(little ? "little" : "big");
-        if (!order_str) goto limited_bad;
-        {
-            PyObject *args[] = { (PyObject*)&PyLong_Type, py_bytes, order_str, Py_True };
-            if (!is_unsigned) {
-                PyObject *signed_str = PyUnicode_FromStringAndSize("signed", 6);
-                if (!signed_str) goto limited_bad;
-#if CYTHON_VECTORCALL
-                kwds = PyTuple_Pack(1, signed_str);
-#else
-                {
-                    PyObject *keys[] = {signed_str};
-                    PyObject *values[] = {Py_True};
-                    kwds = __Pyx_MakeKwargDict(keys, values, 1);
-                }
-#endif
-                Py_DECREF(signed_str);
-                if (unlikely(!kwds)) goto limited_bad;
+        const digit* digits = __Pyx_PyLong_Digits(x);
+        const Py_ssize_t size = __Pyx_PyLong_DigitCount(x);
+        if (size == 2 && (8 * sizeof(uint32_t) > 1 * PyLong_SHIFT)) {
+            if ((8 * sizeof(unsigned long) > 2 * PyLong_SHIFT)) {
+                __PYX_VERIFY_RETURN_INT(uint32_t, unsigned long, (((((unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
+            } else if ((8 * sizeof(uint32_t) >= 2 * PyLong_SHIFT)) {
+                return (uint32_t) (((((uint32_t)digits[1]) << PyLong_SHIFT) | (uint32_t)digits[0]));
             }
-            result = __Pyx_Object_VectorcallMethodKwds(from_bytes_str, args, 3 | __Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET, kwds);
-        }
-        limited_bad:
-        Py_XDECREF(kwds);
-        Py_XDECREF(order_str);
-        Py_XDECREF(py_bytes);
-        Py_XDECREF(from_bytes_str);
-        return result;
-#endif
+        } else
+        if (size == 3 && (8 * sizeof(uint32_t) > 2 * PyLong_SHIFT)) {
+            if ((8 * sizeof(unsigned long) > 3 * PyLong_SHIFT)) {
+                __PYX_VERIFY_RETURN_INT(uint32_t, unsigned long, (((((((unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
+            } else if ((8 * sizeof(uint32_t) >= 3 * PyLong_SHIFT)) {
+                return (uint32_t) (((((((uint32_t)digits[2]) << PyLong_SHIFT) | (uint32_t)digits[1]) << PyLong_SHIFT) | (uint32_t)digits[0]));
+            }
+        } else
+        if (size == 4 && (8 * sizeof(uint32_t) > 3 * PyLong_SHIFT)) {
+            if ((8 * sizeof(unsigned long) > 4 * PyLong_SHIFT)) {
+                __PYX_VERIFY_RETURN_INT(uint32_t, unsigned long, (((((((((unsigned long)digits[3]) << PyLong_SHIFT) | (unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
+            } else if ((8 * sizeof(uint32_t) >= 4 * PyLong_SHIFT)) {
+                return (uint32_t) (((((((((uint32_t)digits[3]) << PyLong_SHIFT) | (uint32_t)digits[2]) << PyLong_SHIFT) | (uint32_t)digits[1]) << PyLong_SHIFT) | (uint32_t)digits[0]));
+            }
+        } else
+        {}
     }
-}
-
-/* CIntToPy */
-static CYTHON_INLINE PyObject* __Pyx_PyLong_From_long(long value) {
-#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wconversion"
-#endif
-    const long neg_one = (long) -1, const_zero = (long) 0;
-#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
-#pragma GCC diagnostic pop
-#endif
-    const int is_unsigned = neg_one > const_zero;
-    if (is_unsigned) {
-        if (sizeof(long) < sizeof(long)) {
-            return PyLong_FromLong((long) value);
-        } else if (sizeof(long) <= sizeof(unsigned long)) {
-            return PyLong_FromUnsignedLong((unsigned long) value);
-#if !CYTHON_COMPILING_IN_PYPY
-        } else if (sizeof(long) <= sizeof(unsigned PY_LONG_LONG)) {
-            return PyLong_FromUnsignedLongLong((unsigned PY_LONG_LONG) value);
-#endif
-        }
-    } else {
-        if (sizeof(long) <= sizeof(long)) {
-            return PyLong_FromLong((long) value);
-        } else if (sizeof(long) <= sizeof(PY_LONG_LONG)) {
-            return PyLong_FromLongLong((PY_LONG_LONG) value);
-        }
+#elif CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX < 0x030C00A7
+    if (unlikely(Py_SIZE(x) < 0)) {
+        goto raise_neg_overflow;
     }
+#else
     {
-        unsigned char *bytes = (unsigned char *)&value;
-#if !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX >= 0x030d00A4
-        if (is_unsigned) {
-            return PyLong_FromUnsignedNativeBytes(bytes, sizeof(value), -1);
-        } else {
-            return PyLong_FromNativeBytes(bytes, sizeof(value), -1);
-        }
-#elif !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX < 0x030d0000
-        int one = 1; int little = (int)*(unsigned char *)&one;
-        return _PyLong_FromByteArray(bytes, sizeof(long),
-                                     little, !is_unsigned);
-#else
-        int one = 1; int little = (int)*(unsigned char *)&one;
-        PyObject *result = NULL, *kwds = NULL;
-        PyObject *py_bytes = NULL, *order_str = NULL, *from_bytes_str = NULL;;
-        py_bytes = PyBytes_FromStringAndSize((char*)bytes, sizeof(long));
-        if (!py_bytes) goto limited_bad;
-        from_bytes_str = PyUnicode_FromStringAndSize("from_bytes", 10);
-        if (!from_bytes_str) goto limited_bad;
-        order_str = PyUnicode_FromString(little ? "little" : "big");
-        if (!order_str) goto limited_bad;
-        {
-            PyObject *args[] = { (PyObject*)&PyLong_Type, py_bytes, order_str, Py_True };
-            if (!is_unsigned) {
-                PyObject *signed_str = PyUnicode_FromStringAndSize("signed", 6);
-                if (!signed_str) goto limited_bad;
-#if CYTHON_VECTORCALL
-                kwds = PyTuple_Pack(1, signed_str);
-#else
-                {
-                    PyObject *keys[] = {signed_str};
-                    PyObject *values[] = {Py_True};
-                    kwds = __Pyx_MakeKwargDict(keys, values, 1);
-                }
-#endif
-                Py_DECREF(signed_str);
-                if (unlikely(!kwds)) goto limited_bad;
-            }
-            result = __Pyx_Object_VectorcallMethodKwds(from_bytes_str, args, 3 | __Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET, kwds);
-        }
-        limited_bad:
-        Py_XDECREF(kwds);
-        Py_XDECREF(order_str);
-        Py_XDECREF(py_bytes);
-        Py_XDECREF(from_bytes_str);
-        return result;
-#endif
+        int result = PyObject_RichCompareBool(x, Py_False, Py_LT);
+        if (unlikely(result < 0))
+            return (uint32_t) -1;
+        if (unlikely(result == 1))
+            goto raise_neg_overflow;
     }
+#endif
+    if ((sizeof(uint32_t) <= sizeof(unsigned long))) {
+        __PYX_VERIFY_RETURN_INT_EXC(uint32_t, unsigned long, PyLong_AsUnsignedLong(x))
+    } else if ((sizeof(uint32_t) <= sizeof(unsigned PY_LONG_LONG))) {
+        __PYX_VERIFY_RETURN_INT_EXC(uint32_t, unsigned PY_LONG_LONG, PyLong_AsUnsignedLongLong(x))
+    }
+    return __Pyx_LargePyLong___Pyx_PyLong_As_uint32_t(x);
+raise_neg_overflow:
+    return __Pyx_raise_neg_overflow___Pyx_PyLong_As_uint32_t();
+raise_overflow:
+    return __Pyx_raise_overflow___Pyx_PyLong_As_uint32_t();
 }
-
-/* FormatTypeName */
-#if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030d0000
-static __Pyx_TypeName
-__Pyx_PyType_GetFullyQualifiedName(PyTypeObject* tp)
-{
-    PyObject *module = NULL, *name = NULL, *result = NULL;
-    #if __PYX_LIMITED_VERSION_HEX < 0x030b0000
-    name = __Pyx_PyObject_GetAttrStr((PyObject *)tp,
-                                               __pyx_mstate_global->__pyx_n_u_qualname);
-    #else
-    name = PyType_GetQualName(tp);
+static CYTHON_INLINE uint32_t __Pyx_PySLong___Pyx_PyLong_As_uint32_t(PyObject *x) {
+    const int is_unsigned = 0;
+#if CYTHON_USE_PYLONG_INTERNALS
+    if (__Pyx_PyLong_IsNeg(x)) {
+        const Py_ssize_t size = __Pyx_PyLong_DigitCount(x);
+        const digit* digits = __Pyx_PyLong_Digits(x);
+        if (size == 2 && (8 * sizeof(uint32_t) > 1 * PyLong_SHIFT)) {
+            if ((8 * sizeof(long) > 2 * PyLong_SHIFT)) {
+                long ival = - (long) (((((unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0]));
+                __PYX_VERIFY_RETURN_INT(uint32_t, long, ival)
+            } else if ((8 * sizeof(uint32_t) - 1 > 2 * PyLong_SHIFT)) {
+                return (uint32_t) (((uint32_t) -1) * (((((uint32_t)digits[1]) << PyLong_SHIFT) | (uint32_t)digits[0])));
+            }
+        } else
+        if (size == 3 && (8 * sizeof(uint32_t) > 2 * PyLong_SHIFT)) {
+            if ((8 * sizeof(long) > 3 * PyLong_SHIFT)) {
+                long ival = - (long) (((((((unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0]));
+                __PYX_VERIFY_RETURN_INT(uint32_t, long, ival)
+            } else if ((8 * sizeof(uint32_t) - 1 > 3 * PyLong_SHIFT)) {
+                return (uint32_t) (((uint32_t) -1) * (((((((uint32_t)digits[2]) << PyLong_SHIFT) | (uint32_t)digits[1]) << PyLong_SHIFT) | (uint32_t)digits[0])));
+            }
+        } else
+        if (size == 4 && (8 * sizeof(uint32_t) > 3 * PyLong_SHIFT)) {
+            if ((8 * sizeof(long) > 4 * PyLong_SHIFT)) {
+                long ival = - (long) (((((((((unsigned long)digits[3]) << PyLong_SHIFT) | (unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0]));
+                __PYX_VERIFY_RETURN_INT(uint32_t, long, ival)
+            } else if ((8 * sizeof(uint32_t) - 1 > 4 * PyLong_SHIFT)) {
+                return (uint32_t) (((uint32_t) -1) * (((((((((uint32_t)digits[3]) << PyLong_SHIFT) | (uint32_t)digits[2]) << PyLong_SHIFT) | (uint32_t)digits[1]) << PyLong_SHIFT) | (uint32_t)digits[0])));
+            }
+        } else
+        {}
+    } else {
+        const Py_ssize_t size = __Pyx_PyLong_DigitCount(x);
+        const digit* digits = __Pyx_PyLong_Digits(x);
+        if (size == 2 && (8 * sizeof(uint32_t) > 1 * PyLong_SHIFT)) {
+            if ((8 * sizeof(long) > 2 * PyLong_SHIFT)) {
+                __PYX_VERIFY_RETURN_INT(uint32_t, unsigned long, (((((unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
+            } else if ((8 * sizeof(uint32_t) - 1 > 2 * PyLong_SHIFT)) {
+                return (uint32_t) (((((uint32_t)digits[1]) << PyLong_SHIFT) | (uint32_t)digits[0]));
+            }
+        } else
+        if (size == 3 && (8 * sizeof(uint32_t) > 2 * PyLong_SHIFT)) {
+            if ((8 * sizeof(long) > 3 * PyLong_SHIFT)) {
+                __PYX_VERIFY_RETURN_INT(uint32_t, unsigned long, (((((((unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
+            } else if ((8 * sizeof(uint32_t) - 1 > 3 * PyLong_SHIFT)) {
+                return (uint32_t) (((((((uint32_t)digits[2]) << PyLong_SHIFT) | (uint32_t)digits[1]) << PyLong_SHIFT) | (uint32_t)digits[0]));
+            }
+        } else
+        if (size == 4 && (8 * sizeof(uint32_t) > 3 * PyLong_SHIFT)) {
+            if ((8 * sizeof(long) > 4 * PyLong_SHIFT)) {
+                __PYX_VERIFY_RETURN_INT(uint32_t, unsigned long, (((((((((unsigned long)digits[3]) << PyLong_SHIFT) | (unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
+            } else if ((8 * sizeof(uint32_t) - 1 > 4 * PyLong_SHIFT)) {
+                return (uint32_t) (((((((((uint32_t)digits[3]) << PyLong_SHIFT) | (uint32_t)digits[2]) << PyLong_SHIFT) | (uint32_t)digits[1]) << PyLong_SHIFT) | (uint32_t)digits[0]));
+            }
+        } else
+        {}
+    }
+#endif
+    #if __PYX_LIMITED_VERSION_HEX >= 0x030d0000
+    if ((sizeof(uint32_t) <= sizeof(int)) && (sizeof(int) < sizeof(long))) {
+        __PYX_VERIFY_RETURN_INT_EXC(uint32_t, int, PyLong_AsInt(x))
+    } else
     #endif
-    if (unlikely(name == NULL) || unlikely(!PyUnicode_Check(name))) goto bad;
-    module = __Pyx_PyObject_GetAttrStr((PyObject *)tp,
-                                               __pyx_mstate_global->__pyx_n_u_module);
-    if (unlikely(module == NULL) || unlikely(!PyUnicode_Check(module))) goto bad;
-    if (PyUnicode_CompareWithASCIIString(module, "builtins") == 0) {
-        result = name;
-        name = NULL;
-        goto done;
+    if ((sizeof(uint32_t) <= sizeof(long))) {
+        __PYX_VERIFY_RETURN_INT_EXC(uint32_t, long, PyLong_AsLong(x))
+    } else if ((sizeof(uint32_t) <= sizeof(PY_LONG_LONG))) {
+        __PYX_VERIFY_RETURN_INT_EXC(uint32_t, PY_LONG_LONG, PyLong_AsLongLong(x))
     }
-    result = PyUnicode_FromFormat("%U.%U", module, name);
-    if (unlikely(result == NULL)) goto bad;
-  done:
-    Py_XDECREF(name);
-    Py_XDECREF(module);
-    return result;
-  bad:
-    PyErr_Clear();
-    if (name) {
-        result = name;
-        name = NULL;
-    } else {
-        result = __Pyx_NewRef(__pyx_mstate_global->__pyx_kp_u_);
-    }
-    goto done;
+    return __Pyx_LargePyLong___Pyx_PyLong_As_uint32_t(x);
+raise_neg_overflow:
+    return __Pyx_raise_neg_overflow___Pyx_PyLong_As_uint32_t();
+raise_overflow:
+    return __Pyx_raise_overflow___Pyx_PyLong_As_uint32_t();
 }
+static uint32_t __Pyx_LargePyLong___Pyx_PyLong_As_uint32_t(PyObject *x) {
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wconversion"
 #endif
+    const uint32_t neg_one = (uint32_t) -1, const_zero = (uint32_t) 0;
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic pop
+#endif
+    const int is_unsigned = neg_one > const_zero;
+    uint32_t val;
+    int ret = -1;
+#if PY_VERSION_HEX >= 0x030d00A6 && !CYTHON_COMPILING_IN_LIMITED_API
+    Py_ssize_t bytes_copied = PyLong_AsNativeBytes(
+        x, &val, sizeof(val), Py_ASNATIVEBYTES_NATIVE_ENDIAN | (is_unsigned ? Py_ASNATIVEBYTES_UNSIGNED_BUFFER | Py_ASNATIVEBYTES_REJECT_NEGATIVE : 0));
+    if (unlikely(bytes_copied == -1)) {
+    } else if (unlikely(bytes_copied > (Py_ssize_t) sizeof(val))) {
+        goto raise_overflow;
+    } else {
+        ret = 0;
+    }
+#elif PY_VERSION_HEX < 0x030d0000 && !(CYTHON_COMPILING_IN_PYPY || CYTHON_COMPILING_IN_LIMITED_API) || defined(_PyLong_AsByteArray)
+    int one = 1; int is_little = (int)*(unsigned char *)&one;
+    unsigned char *bytes = (unsigned char *)&val;
+    ret = _PyLong_AsByteArray((PyLongObject *)x,
+                                bytes, sizeof(val),
+                                is_little, !is_unsigned);
+    if ((0)) goto raise_overflow;
+#else
+    PyObject *v;
+    PyObject *stepval = NULL, *mask = NULL, *shift = NULL;
+    int bits, remaining_bits, is_negative = 0;
+    int chunk_size = (sizeof(long) < 8) ? 30 : 62;
+    if (likely(PyLong_CheckExact(x))) {
+        v = __Pyx_NewRef(x);
+    } else {
+        v = PyNumber_Long(x);
+        if (unlikely(!v)) return (uint32_t) -1;
+        assert(PyLong_CheckExact(v));
+    }
+    {
+        int result = PyObject_RichCompareBool(v, Py_False, Py_LT);
+        if (unlikely(result < 0)) {
+            Py_DECREF(v);
+            return (uint32_t) -1;
+        }
+        is_negative = result == 1;
+    }
+    if (is_unsigned && unlikely(is_negative)) {
+        Py_DECREF(v);
+        PyErr_SetString(PyExc_OverflowError,
+            "can't convert negative value to uint32_t");
+        return (uint32_t) -1;
+    } else if (is_negative) {
+        stepval = PyNumber_Invert(v);
+        Py_DECREF(v);
+        if (unlikely(!stepval))
+            return (uint32_t) -1;
+    } else {
+        stepval = v;
+    }
+    v = NULL;
+    val = (uint32_t) 0;
+    mask = PyLong_FromLong((1L << chunk_size) - 1); if (unlikely(!mask)) goto done;
+    shift = PyLong_FromLong(chunk_size); if (unlikely(!shift)) goto done;
+    for (bits = 0; bits < (int) sizeof(uint32_t) * 8 - chunk_size; bits += chunk_size) {
+        PyObject *tmp, *digit;
+        long idigit;
+        digit = PyNumber_And(stepval, mask);
+        if (unlikely(!digit)) goto done;
+        idigit = PyLong_AsLong(digit);
+        Py_DECREF(digit);
+        if (unlikely(idigit < 0)) goto done;
+        val |= ((uint32_t) idigit) << bits;
+        tmp = PyNumber_Rshift(stepval, shift);
+        if (unlikely(!tmp)) goto done;
+        Py_DECREF(stepval); stepval = tmp;
+    }
+    Py_DECREF(shift); shift = NULL;
+    Py_DECREF(mask); mask = NULL;
+    {
+        long idigit = PyLong_AsLong(stepval);
+        if (unlikely(idigit < 0)) goto done;
+        remaining_bits = ((int) sizeof(uint32_t) * 8) - bits - (is_unsigned ? 0 : 1);
+        if (unlikely(idigit >= (1L << remaining_bits)))
+            goto raise_overflow;
+        val |= ((uint32_t) idigit) << bits;
+    }
+    if (!is_unsigned) {
+        if (unlikely(val & (((uint32_t) 1) << (sizeof(uint32_t) * 8 - 1))))
+            goto raise_overflow;
+        if (is_negative)
+            val = ~val;
+    }
+    ret = 0;
+done:
+    Py_XDECREF(shift);
+    Py_XDECREF(mask);
+    Py_XDECREF(stepval);
+#endif
+    if (unlikely(ret))
+        return (uint32_t) -1;
+    return val;
+raise_overflow:
+    return __Pyx_raise_overflow___Pyx_PyLong_As_uint32_t();
+}
+static CYTHON_INLINE uint32_t __Pyx_PyLong___Pyx_PyLong_As_uint32_t(PyObject *x) {
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wconversion"
+#endif
+    const uint32_t neg_one = (uint32_t) -1, const_zero = (uint32_t) 0;
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic pop
+#endif
+    const int is_unsigned = neg_one > const_zero;
+    if (is_unsigned) {
+        #if CYTHON_USE_PYLONG_INTERNALS
+        if (unlikely(__Pyx_PyLong_IsNeg(x))) {
+            goto raise_neg_overflow;
+        } else if (__Pyx_PyLong_IsCompact(x)) {
+            __PYX_VERIFY_RETURN_INT(uint32_t, __Pyx_compact_upylong, __Pyx_PyLong_CompactValueUnsigned(x))
+        } else
+        #endif
+        {
+            return __Pyx_PyULong___Pyx_PyLong_As_uint32_t(x);
+        }
+    } else {
+        #if CYTHON_USE_PYLONG_INTERNALS
+        if (__Pyx_PyLong_IsCompact(x)) {
+            __PYX_VERIFY_RETURN_INT(uint32_t, __Pyx_compact_pylong, __Pyx_PyLong_CompactValue(x))
+        } else
+        #endif
+        {
+            return __Pyx_PySLong___Pyx_PyLong_As_uint32_t(x);
+        }
+    }
+#if CYTHON_USE_PYLONG_INTERNALS
+raise_neg_overflow:
+    return __Pyx_raise_neg_overflow___Pyx_PyLong_As_uint32_t();
+raise_overflow:
+    return __Pyx_raise_overflow___Pyx_PyLong_As_uint32_t();
+#endif
+}
+static uint32_t __Pyx_NonPyLong___Pyx_PyLong_As_uint32_t(PyObject *x) {
+    uint32_t val;
+    PyObject *tmp = __Pyx_PyNumber_Long(x);
+    if (!tmp) return (uint32_t) -1;
+    val = __Pyx_PyLong_As_uint32_t(tmp);
+    Py_DECREF(tmp);
+    return val;
+}
+static CYTHON_INLINE uint32_t __Pyx_PyLong_As_uint32_t(PyObject *x) {
+    if (likely(PyLong_Check(x))) {
+        return __Pyx_PyLong___Pyx_PyLong_As_uint32_t(x);
+    } else {
+        return __Pyx_NonPyLong___Pyx_PyLong_As_uint32_t(x);
+    }
+}
 
 /* CIntFromPy */
 static long __Pyx_LargePyLong___Pyx_PyLong_As_long(PyObject *x);
@@ -10125,6 +17864,147 @@ static CYTHON_INLINE long __Pyx_PyLong_As_long(PyObject *x) {
     } else {
         return __Pyx_NonPyLong___Pyx_PyLong_As_long(x);
     }
+}
+
+/* CIntToPy */
+static CYTHON_INLINE PyObject* __Pyx_PyLong_From_long(long value) {
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wconversion"
+#endif
+    const long neg_one = (long) -1, const_zero = (long) 0;
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic pop
+#endif
+    const int is_unsigned = neg_one > const_zero;
+    if (is_unsigned) {
+        if (sizeof(long) < sizeof(long)) {
+            return PyLong_FromLong((long) value);
+        } else if (sizeof(long) <= sizeof(unsigned long)) {
+            return PyLong_FromUnsignedLong((unsigned long) value);
+#if !CYTHON_COMPILING_IN_PYPY
+        } else if (sizeof(long) <= sizeof(unsigned PY_LONG_LONG)) {
+            return PyLong_FromUnsignedLongLong((unsigned PY_LONG_LONG) value);
+#endif
+        }
+    } else {
+        if (sizeof(long) <= sizeof(long)) {
+            return PyLong_FromLong((long) value);
+        } else if (sizeof(long) <= sizeof(PY_LONG_LONG)) {
+            return PyLong_FromLongLong((PY_LONG_LONG) value);
+        }
+    }
+    {
+        unsigned char *bytes = (unsigned char *)&value;
+#if !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX >= 0x030d00A4
+        if (is_unsigned) {
+            return PyLong_FromUnsignedNativeBytes(bytes, sizeof(value), -1);
+        } else {
+            return PyLong_FromNativeBytes(bytes, sizeof(value), -1);
+        }
+#elif !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX < 0x030d0000
+        int one = 1; int little = (int)*(unsigned char *)&one;
+        return _PyLong_FromByteArray(bytes, sizeof(long),
+                                     little, !is_unsigned);
+#else
+        int one = 1; int little = (int)*(unsigned char *)&one;
+        PyObject *result = NULL, *kwds = NULL;
+        PyObject *py_bytes = NULL, *order_str = NULL, *from_bytes_str = NULL;;
+        py_bytes = PyBytes_FromStringAndSize((char*)bytes, sizeof(long));
+        if (!py_bytes) goto limited_bad;
+        from_bytes_str = PyUnicode_FromStringAndSize("from_bytes", 10);
+        if (!from_bytes_str) goto limited_bad;
+        order_str = PyUnicode_FromString(little ? "little" : "big");
+        if (!order_str) goto limited_bad;
+        {
+            PyObject *args[] = { (PyObject*)&PyLong_Type, py_bytes, order_str, Py_True };
+            if (!is_unsigned) {
+                PyObject *signed_str = PyUnicode_FromStringAndSize("signed", 6);
+                if (!signed_str) goto limited_bad;
+#if CYTHON_VECTORCALL
+                kwds = PyTuple_Pack(1, signed_str);
+#else
+                {
+                    PyObject *keys[] = {signed_str};
+                    PyObject *values[] = {Py_True};
+                    kwds = __Pyx_MakeKwargDict(keys, values, 1);
+                }
+#endif
+                Py_DECREF(signed_str);
+                if (unlikely(!kwds)) goto limited_bad;
+            }
+            result = __Pyx_Object_VectorcallMethodKwds(from_bytes_str, args, 3 | __Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET, kwds);
+        }
+        limited_bad:
+        Py_XDECREF(kwds);
+        Py_XDECREF(order_str);
+        Py_XDECREF(py_bytes);
+        Py_XDECREF(from_bytes_str);
+        return result;
+#endif
+    }
+}
+
+/* UpdateUnpickledDict */
+static int __Pyx__UpdateUnpickledDict(PyObject *obj, PyObject *state, Py_ssize_t index) {
+    PyObject *state_dict = __Pyx_PySequence_ITEM(state, index);
+    if (unlikely(!state_dict)) {
+        return -1;
+    }
+    int non_empty = PyObject_IsTrue(state_dict);
+    if (non_empty == 0) {
+        Py_DECREF(state_dict);
+        return 0;
+    } else if (unlikely(non_empty == -1)) {
+        return -1;
+    }
+    PyObject *dict;
+    #if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030A0000
+    dict = PyObject_GetAttrString(obj, "__dict__");
+    #else
+    dict = PyObject_GenericGetDict(obj, NULL);
+    #endif
+    if (unlikely(!dict)) {
+        Py_DECREF(state_dict);
+        return -1;
+    }
+    int result;
+    if (likely(PyDict_CheckExact(dict))) {
+        result = PyDict_Update(dict, state_dict);
+    } else {
+        PyObject *obj_result = __Pyx_PyObject_CallMethod1(dict, __pyx_mstate_global->__pyx_n_u_update, state_dict);
+        if (likely(obj_result)) {
+            Py_DECREF(obj_result);
+            result = 0;
+        } else {
+            result = -1;
+        }
+    }
+    Py_DECREF(state_dict);
+    Py_DECREF(dict);
+    return result;
+}
+static int __Pyx_UpdateUnpickledDict(PyObject *obj, PyObject *state, Py_ssize_t index) {
+    Py_ssize_t state_size = __Pyx_PyTuple_GET_SIZE(state);
+    #if !CYTHON_ASSUME_SAFE_SIZE
+    if (unlikely(state_size == -1)) return -1;
+    #endif
+    if (state_size <= index) {
+        return 0;
+    }
+    return __Pyx__UpdateUnpickledDict(obj, state, index);
+}
+
+/* CheckUnpickleChecksum */
+static int __Pyx_CheckUnpickleChecksum(long checksum, long checksum1, long checksum2, long checksum3, const char *members) {
+    int found = 0;
+    found |= checksum1 == checksum;
+    found |= checksum2 == checksum;
+    found |= checksum3 == checksum;
+    if (likely(found))
+        return 0;
+    __Pyx_RaiseUnpickleChecksumError(checksum, checksum1, checksum2, checksum3, members);
+    return -1;
 }
 
 /* GetRuntimeVersion */

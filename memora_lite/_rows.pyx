@@ -1,17 +1,18 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
 """Row kernels: packing one inserted row, and building the rows a query returns.
 
-``pack_int_list`` (the one-row ``insert`` fast path, see ``schema.RowChecker``)
-reads a Python list of ints in C, checks every element, and packs it into
-little-endian bytes of the field's width in the same pass: no numpy array and no
-per-element Python work per row. ``build_rows`` makes result rows from columns of
-values without a Python call per row.
+:class:`RowEncoder` (the one-row ``insert`` fast path, see ``Schema.row_encoder``)
+reads a row dict in C, checks every value, packs int lists into little-endian
+bytes of the field's width, and frames the log record with its checksums: no
+numpy array and no per-element Python work per row. ``build_rows`` makes result
+rows from columns of values without a Python call per row.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
-from cpython.dict cimport PyDict_SetItem
+from cpython.dict cimport PyDict_GetItem, PyDict_SetItem, PyDict_Size
 from cpython.object cimport PyObject
-from libc.stdint cimport int16_t, int32_t, int64_t, int8_t
+from libc.stdint cimport int16_t, int32_t, int64_t, int8_t, uint8_t, uint32_t
+from libc.string cimport memcpy
 
 
 cdef extern from *:
@@ -46,36 +47,219 @@ cdef extern from "Python.h":
     long long PyLong_AsLongLongAndOverflow(PyObject *o, int *overflow)
 
 
-def pack_int_list(object values, long long lo, long long hi, int itemsize, Py_ssize_t capacity):
-    """``values`` as little-endian ``itemsize``-byte ints, if it is a list of at most
-    ``capacity`` plain ints within ``[lo, hi]``; else None.
+cdef extern from "mlite_crc32.h":
+    uint32_t mlite_masked_crc32(const uint8_t *data, size_t n) nogil
 
-    None (not an error) sends the row down the general path, which accepts what it
-    can (bools, numpy ints, widening an inferred type) and names the problem otherwise.
 
-    >>> pack_int_list([1, -2], -128, 127, 1, 10), pack_int_list([300], -128, 127, 1, 10)
-    (b'\\x01\\xfe', None)
-    >>> pack_int_list([1, True], -128, 127, 1, 10), pack_int_list((1,), -128, 127, 1, 10)
+DEF FIELD_INT = 0  # a plain int within [low, high]
+DEF FIELD_INTS = 1  # a list of at most `capacity` plain ints within [low, high], packed `size` bytes each
+DEF FIELD_OTHER = 2  # any value a Python check accepts (returns the value to store, or None)
+DEF RECORD_HEADER = 16  # u32 payload length, u32 type, u32 payload CRC, u32 CRC of the first 12 bytes
+
+
+cdef class RowEncoder:
+    """Turns a one-row insert into its log record in one C pass: check, pack, frame.
+
+    ``specs`` holds one entry per field, in schema order: ``("int", low, high)``,
+    ``("ints", low, high, size, capacity)`` or ``("other", check)``. :meth:`encode`
+    returns ``(key, values, record)`` -- the primary key (field ``pk_index``), the
+    values as the memtable holds them (int lists packed as little-endian bytes),
+    and the framed log record (docs/format.md#wal) whose payload is the msgpack
+    array of those values -- or None to send the row down the general path, which
+    accepts what it can and names the problem otherwise.
+
+    >>> encoder = RowEncoder(("id", "t"), [("int", 0, 99), ("ints", -128, 127, 1, 8)], 0)
+    >>> key, values, record = encoder.encode({"id": 7, "t": [1, -2]}, 5)
+    >>> key, values, record[16:]
+    (7, [7, b'\x01\xfe'], b'\x92\x07\xc4\x02\x01\xfe')
+    >>> encoder.encode({"id": 7, "t": [1, 300]}, 5), encoder.encode({"id": 7, "t": (1,)}, 5)
     (None, None)
     """
-    if not PyList_CheckExact(values):
-        return None
-    cdef Py_ssize_t n = PyList_GET_SIZE(values), i
-    if n > capacity or itemsize not in (1, 2, 4, 8):
-        return None
-    out = PyBytes_FromStringAndSize(NULL, n * itemsize)
-    cdef char *buf = PyBytes_AS_STRING(out)
-    # Little-endian hosts only (x86-64, arm64), like the store's files; one loop per width.
-    cdef bint ok
-    if itemsize == 1:
-        ok = _pack(values, n, lo, hi, <int8_t *>buf)
-    elif itemsize == 2:
-        ok = _pack(values, n, lo, hi, <int16_t *>buf)
-    elif itemsize == 4:
-        ok = _pack(values, n, lo, hi, <int32_t *>buf)
+
+    cdef tuple names
+    cdef Py_ssize_t n_fields, pk_index
+    cdef list checks
+    cdef int kinds[64]
+    cdef long long lows[64]
+    cdef long long highs[64]
+    cdef int sizes[64]
+    cdef Py_ssize_t capacities[64]
+
+    def __init__(self, tuple names, list specs, Py_ssize_t pk_index):
+        cdef Py_ssize_t k
+        if len(names) != len(specs) or not 0 < len(names) <= 64 or not 0 <= pk_index < len(names):
+            raise ValueError("one spec per field, 1 to 64 fields, and the key among them")
+        self.names = names
+        self.n_fields = len(names)
+        self.pk_index = pk_index
+        self.checks = [None] * len(names)
+        for k, spec in enumerate(specs):
+            if spec[0] == "int":
+                self.kinds[k], self.lows[k], self.highs[k] = FIELD_INT, spec[1], spec[2]
+            elif spec[0] == "ints":
+                if spec[3] not in (1, 2, 4, 8):
+                    raise ValueError(f"packed int size {spec[3]} is not 1, 2, 4 or 8")
+                self.kinds[k], self.lows[k], self.highs[k] = FIELD_INTS, spec[1], spec[2]
+                self.sizes[k], self.capacities[k] = spec[3], spec[4]
+            elif spec[0] == "other":
+                self.kinds[k] = FIELD_OTHER
+                self.checks[k] = spec[1]
+            else:
+                raise ValueError(f"unknown field spec {spec!r}")
+
+    def encode(self, object row, uint32_t record_type):
+        """``(key, values, record)`` for a row this encoder takes, else None."""
+        cdef Py_ssize_t k, n, size = _array_header_size(self.n_fields)
+        cdef PyObject *item
+        cdef long long v
+        cdef list values
+        cdef list others = None
+        cdef char *out
+        cdef object record, packed
+        if type(row) is not dict or PyDict_Size(row) != self.n_fields:
+            return None
+        values = [None] * self.n_fields
+        for k in range(self.n_fields):  # pass 1: check types and sizes, measure the payload
+            item = PyDict_GetItem(row, self.names[k])
+            if item is NULL:
+                return None
+            if self.kinds[k] == FIELD_INT:
+                if not _plain_int(item, &v) or v < self.lows[k] or v > self.highs[k]:
+                    return None
+                size += _int_size(v)
+                values[k] = <object>item
+            elif self.kinds[k] == FIELD_INTS:
+                if not PyList_CheckExact(<object>item):
+                    return None
+                n = PyList_GET_SIZE(<object>item)
+                if n > self.capacities[k]:
+                    return None
+                size += _bin_header_size(n * self.sizes[k]) + n * self.sizes[k]
+            else:
+                stored = self.checks[k](<object>item)
+                if stored is None:
+                    return None
+                packed = _packer().pack(stored)
+                if others is None:
+                    others = [None] * self.n_fields
+                others[k] = packed
+                size += len(packed)
+                values[k] = stored
+        if size > 0xFFFFFFFF:
+            return None
+        record = PyBytes_FromStringAndSize(NULL, RECORD_HEADER + size)
+        out = PyBytes_AS_STRING(record) + RECORD_HEADER
+        out = _put_array_header(out, self.n_fields)
+        for k in range(self.n_fields):  # pass 2: write; int lists are range-checked as they pack
+            if self.kinds[k] == FIELD_INT:
+                out = _put_int(out, <object>values[k])
+            elif self.kinds[k] == FIELD_INTS:
+                item = PyDict_GetItem(row, self.names[k])
+                n = PyList_GET_SIZE(<object>item) * self.sizes[k]
+                out = _put_bin_header(out, n)
+                if not _pack_list(<object>item, self.lows[k], self.highs[k], self.sizes[k], out, n):
+                    return None
+                values[k] = PyBytes_FromStringAndSize(out, n)
+                out += n
+            else:
+                packed = others[k]
+                memcpy(out, PyBytes_AS_STRING(packed), len(packed))
+                out += len(packed)
+        _frame(PyBytes_AS_STRING(record), <uint32_t>size, record_type)
+        return values[self.pk_index], values, record
+
+
+cdef object _local_packer = None
+
+
+cdef object _packer():
+    global _local_packer
+    if _local_packer is None:
+        import msgpack
+        _local_packer = msgpack.Packer(use_bin_type=True, autoreset=True)
+    return _local_packer
+
+
+cdef inline bint _plain_int(PyObject *item, long long *v) noexcept:
+    cdef int overflow = 0
+    if not PyLong_CheckExact(item):
+        return False
+    if not mlite_compact_long(item, v):
+        v[0] = PyLong_AsLongLongAndOverflow(item, &overflow)
+    return not overflow
+
+
+# msgpack, as msgpack-python's Packer writes it: the smallest form, big-endian.
+
+cdef inline Py_ssize_t _array_header_size(Py_ssize_t n) noexcept:
+    return 1 if n < 16 else 3
+
+
+cdef inline char *_put_array_header(char *out, Py_ssize_t n) noexcept:
+    if n < 16:
+        out[0] = <char>(0x90 | n)
+        return out + 1
+    out[0] = <char>0xdc
+    return _put_be(out + 1, n, 2)
+
+
+cdef inline Py_ssize_t _bin_header_size(Py_ssize_t n) noexcept:
+    return 2 if n < 0x100 else 3 if n < 0x10000 else 5
+
+
+cdef inline char *_put_bin_header(char *out, Py_ssize_t n) noexcept:
+    if n < 0x100:
+        out[0] = <char>0xc4
+        return _put_be(out + 1, n, 1)
+    if n < 0x10000:
+        out[0] = <char>0xc5
+        return _put_be(out + 1, n, 2)
+    out[0] = <char>0xc6
+    return _put_be(out + 1, n, 4)
+
+
+cdef inline Py_ssize_t _int_size(long long v) noexcept:
+    if -32 <= v < 128:
+        return 1
+    if v > 0:
+        return 2 if v <= 0xff else 3 if v <= 0xffff else 5 if v <= 0xffffffff else 9
+    return 2 if v >= -0x80 else 3 if v >= -0x8000 else 5 if v >= -0x80000000 else 9
+
+
+cdef char *_put_int(char *out, object value) noexcept:
+    cdef long long v
+    _plain_int(<PyObject *>value, &v)
+    if -32 <= v < 128:
+        out[0] = <char>v
+        return out + 1
+    cdef Py_ssize_t n = _int_size(v) - 1
+    if v > 0:
+        out[0] = <char>(0xcc if n == 1 else 0xcd if n == 2 else 0xce if n == 4 else 0xcf)
     else:
-        ok = _pack(values, n, lo, hi, <int64_t *>buf)
-    return out if ok else None
+        out[0] = <char>(0xd0 if n == 1 else 0xd1 if n == 2 else 0xd2 if n == 4 else 0xd3)
+    return _put_be(out + 1, <unsigned long long>v, n)
+
+
+cdef inline char *_put_be(char *out, unsigned long long v, Py_ssize_t n) noexcept:
+    cdef Py_ssize_t i
+    for i in range(n):
+        out[i] = <char>(v >> (8 * (n - 1 - i)))
+    return out + n
+
+
+cdef inline void _put_le32(char *out, uint32_t v) noexcept:
+    out[0] = <char>v
+    out[1] = <char>(v >> 8)
+    out[2] = <char>(v >> 16)
+    out[3] = <char>(v >> 24)
+
+
+cdef void _frame(char *record, uint32_t size, uint32_t record_type) noexcept:
+    """Fill a record's 16-byte header for the ``size``-byte payload after it."""
+    _put_le32(record, size)
+    _put_le32(record + 4, record_type)
+    _put_le32(record + 8, mlite_masked_crc32(<const uint8_t *>record + RECORD_HEADER, size))
+    _put_le32(record + 12, mlite_masked_crc32(<const uint8_t *>record, 12))
 
 
 ctypedef fused int_t:
@@ -88,18 +272,31 @@ ctypedef fused int_t:
 cdef bint _pack(object values, Py_ssize_t n, long long lo, long long hi, int_t *out) noexcept:
     cdef Py_ssize_t i
     cdef long long v
-    cdef int overflow = 0
     cdef PyObject *item
+    cdef int_t narrow
     for i in range(n):
         item = PyList_GET_ITEM(values, i)
-        if not PyLong_CheckExact(item):
+        if not _plain_int(item, &v) or v < lo or v > hi:
             return False
-        if not mlite_compact_long(item, &v):
-            v = PyLong_AsLongLongAndOverflow(item, &overflow)
-        if overflow or v < lo or v > hi:
-            return False
-        out[i] = <int_t>v
+        narrow = <int_t>v
+        memcpy(<char *>out + i * sizeof(int_t), &narrow, sizeof(int_t))  # out need not be aligned
     return True
+
+
+cdef bint _pack_list(object values, long long lo, long long hi, int size, char *out, Py_ssize_t nbytes) noexcept:
+    """Pack a list of plain ints into ``out`` as little-endian ints of ``size`` bytes; False if an
+    element is not a plain int in ``[lo, hi]`` or the list changed length since it was measured."""
+    cdef Py_ssize_t n = PyList_GET_SIZE(values)
+    if n * size != nbytes:
+        return False
+    # Little-endian hosts only (x86-64, arm64), like the store's files; one loop per width.
+    if size == 1:
+        return _pack(values, n, lo, hi, <int8_t *>out)
+    if size == 2:
+        return _pack(values, n, lo, hi, <int16_t *>out)
+    if size == 4:
+        return _pack(values, n, lo, hi, <int32_t *>out)
+    return _pack(values, n, lo, hi, <int64_t *>out)
 
 
 def build_rows(type row_type, tuple names, list columns) -> list:

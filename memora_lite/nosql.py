@@ -89,11 +89,10 @@ class NoSQL:
         from ``data``. An existing key raises DuplicateIdError (use :meth:`upsert`).
         """
         engine = self._store.engines.get(collection_name) if type(collection_name) is str else None
-        if engine is not None:  # one plain row, the guide's call: checked in one cheap pass, engine-locked
-            schema = engine.schema
-            values = schema.row_checker(data)
-            if values is not None and engine.insert_row(values, schema):
-                return {"insert_count": 1, "ids": [values[schema.pk_index]]}
+        if engine is not None:  # one plain row, the guide's call: checked and framed in one C pass
+            stored = engine.insert_row(data)
+            if stored is not None:
+                return {"insert_count": 1, "ids": [stored[0]]}
         with self._lock:
             engine, batch, grown = self._prepare(collection_name, data)
             ids = engine.insert(batch, grown)
@@ -104,10 +103,9 @@ class NoSQL:
         with self._lock:
             engine = self._store.engines.get(collection_name) if type(collection_name) is str else None
             if engine is not None:
-                schema = engine.schema
-                values = schema.row_checker(data)
-                if values is not None and engine.upsert_row(values, schema):
-                    return {"upsert_count": 1, "ids": [values[schema.pk_index]]}
+                stored = engine.upsert_row(data)
+                if stored is not None:
+                    return {"upsert_count": 1, "ids": [stored[0]]}
             engine, batch, grown = self._prepare(collection_name, data)
             ids = engine.upsert(batch, grown)
             return {"upsert_count": len(ids), "ids": ids}

@@ -30,6 +30,7 @@ import msgpack
 import numpy as np
 
 from memora_lite import codecs
+from memora_lite._rows import RowEncoder
 from memora_lite.columns import Batch, Column, Ragged, object_array
 from memora_lite.errors import FieldNotFoundError, SchemaError, did_you_mean
 from memora_lite.models import INT_TYPES, DataType, Field
@@ -190,16 +191,20 @@ class Schema:
         return cls(tuple(fields), inferred=True)
 
     @property
-    def row_checker(self) -> RowChecker:
-        """The fast check for one-row inserts, built once per schema."""
-        checker = self.__dict__.get("_row_checker")
-        if checker is None:
-            checker = RowChecker(self)
-            object.__setattr__(self, "_row_checker", checker)
-        return checker
+    def row_encoder(self) -> RowEncoder | None:
+        """The one-row insert fast path for this schema (built once), or None when a field has none.
+
+        See :func:`fast_path_spec` for what each field accepts.
+        """
+        if "_row_encoder" not in self.__dict__:
+            specs = [fast_path_spec(f) for f in self.fields]
+            names = tuple(f.field_name for f in self.fields)
+            encoder = None if any(s is None for s in specs) else RowEncoder(names, specs, self.pk_index)
+            object.__setattr__(self, "_row_encoder", encoder)
+        return self.__dict__["_row_encoder"]  # type: ignore[no-any-return]
 
     def packed_rows_to_batch(self, rows: Sequence[Sequence[Any]]) -> Batch:
-        """Rows made by :class:`RowChecker` (values in field order, int arrays as bytes) as a Batch."""
+        """Rows made by :attr:`row_encoder` (values in field order, int arrays as bytes) as a Batch."""
         columns: dict[str, Column] = {}
         for i, f in enumerate(self.fields):
             values = [r[i] for r in rows]
@@ -294,54 +299,28 @@ _SCALAR_CHECKS: dict[DataType, Any] = {
 }
 
 
-class RowChecker:
-    r"""Accepts, cheaply, a one-row dict that the general path would store unchanged.
+def fast_path_spec(f: Field) -> tuple[Any, ...] | None:
+    """How the one-row insert fast path (:class:`~memora_lite._rows.RowEncoder`) takes values of ``f``.
 
-    Returns the row's values in field order — int arrays packed as little-endian
-    bytes of the field's element width, checked and packed in one C pass — or None
-    to send the row down the general path (:meth:`Schema.to_batch`), which handles
-    everything else: widening, new fields, nulls, JSON, vectors, numpy values — and
-    names any misfit. So the fast path never accepts what the general path rejects.
-    :meth:`Schema.packed_rows_to_batch` turns such rows into a Batch.
+    It takes only what the general path (:meth:`Schema.to_batch`) would store
+    unchanged -- plain ints in range, lists of them, and scalars that pass their
+    check -- and declines everything else (widening, new fields, nulls, JSON,
+    vectors, numpy values), which the general path then accepts or names. None
+    when no value of ``f`` is taken.
 
-    >>> schema = Schema.infer({"id": [1], "tokens": [[5, 6]]}, "id")
-    >>> schema.row_checker({"id": 2, "tokens": [7, 8]}), schema.row_checker({"id": 3, "tokens": [1.5]})
-    ([2, b'\x07\x08'], None)
+    >>> fast_path_spec(Field("t", "ARRAY", element_data_type="INT16", max_capacity=512))
+    ('ints', -32768, 32767, 2, 512)
     """
-
-    def __init__(self, schema: Schema) -> None:
-        self.names = [f.field_name for f in schema.fields]
-        checks = [_fast_check(f) for f in schema.fields]
-        self.checks = None if any(c is None for c in checks) else list(zip(self.names, checks))
-
-    def __call__(self, row: Any) -> list[Any] | None:
-        if self.checks is None or type(row) is not dict or len(row) != len(self.checks):
-            return None
-        values = []
-        for name, check in self.checks:
-            v = check(row.get(name))
-            if v is None:
-                return None
-            values.append(v)
-        return values
-
-
-def _fast_check(f: Field) -> Any:
-    """A function returning the stored form of a value of ``f``, or None to decline; None if ``f`` has none."""
-    from memora_lite._rows import pack_int_list
-
     if f.nullable:
         return None
     if f.data_type in INT_TYPES:
-        lo, hi = _INT_RANGES[f.data_type]
-        return lambda v: v if type(v) is int and lo <= v <= hi else None
+        return ("int", *_INT_RANGES[f.data_type])
     if f.data_type in _SCALAR_CHECKS:
         accept = _SCALAR_CHECKS[f.data_type]
-        return lambda v: v if accept(v, f) else None
+        return ("other", lambda v: v if accept(v, f) else None)
     if f.data_type is DataType.ARRAY and f.element_data_type in INT_TYPES:
-        lo, hi = _INT_RANGES[f.element_data_type]
-        size, capacity = NUMPY_DTYPES[f.element_data_type].itemsize, f.max_capacity
-        return lambda v: pack_int_list(v, lo, hi, size, capacity)
+        size = NUMPY_DTYPES[f.element_data_type].itemsize
+        return ("ints", *_INT_RANGES[f.element_data_type], size, f.max_capacity)
     return None
 
 

@@ -55,11 +55,10 @@ from memora_lite.storage.records import (
     decode_row,
     decode_rows,
     encode_keys,
-    encode_row,
     encode_rows,
 )
 from memora_lite.storage.segment import DEFAULT_CACHE_BYTES, BlockCache, SegmentReader, write_segment
-from memora_lite.storage.wal import WalWriter, parse_records, read_records
+from memora_lite.storage.wal import WalWriter, frame, parse_records, read_records
 
 DEFAULT_FLUSH_BYTES = 64 << 20
 READER_RETRIES = 20  # a reader reloads this often if a writer replaces files under it
@@ -283,15 +282,15 @@ class CollectionEngine:
                                 "forked child may only read (or open its own read_only client)")
         return self.wal
 
-    def _append(self, wal: WalWriter, record_type: int, payload: bytes) -> int:
-        """Append one record; returns its sequence number for :meth:`_sync_to`.
+    def _append(self, wal: WalWriter, record: bytes) -> int:
+        """Append one framed record; returns its sequence number for :meth:`_sync_to`.
 
         A failed write is cut off again so the log stays clean and the store stays
         writable (disk full); if even that fails the collection turns read-only.
         """
         before = wal.size
         try:
-            wal.append(record_type, payload)
+            wal.append(record)
         except OSError as exc:
             try:
                 wal.appender.truncate(before)
@@ -324,7 +323,7 @@ class CollectionEngine:
             self.synced = max(self.synced, target)
 
     def _log(self, record_type: int, payload: bytes) -> int:
-        return self._append(self._writer(), record_type, payload)
+        return self._append(self._writer(), frame(record_type, payload))
 
     def _background_flush(self) -> None:
         """Flush once the memtable is full. The call that got here already succeeded (its
@@ -362,39 +361,45 @@ class CollectionEngine:
         self._sync_to(sequence)
         return keys
 
-    def insert_row(self, values: list[Any], schema: Schema) -> bool:
-        """Store one row given as values in field order, made by ``schema.row_checker``.
+    def insert_row(self, row: Any) -> tuple[Any] | None:
+        """Store one row dict by the fast path (:attr:`Schema.row_encoder`): ``(key,)``, or None,
+        storing nothing, when the row needs the general path (:meth:`insert`).
 
-        Returns False, storing nothing, when the schema changed since (another thread
-        grew it): the caller then takes the general path. The guide's call, once per
-        row: written flat on purpose (one lock, one dict lookup, one write); the batch
-        paths go through :meth:`_commit`.
+        The guide's call, once per row: written flat on purpose (one lock, one C call
+        to check and frame the row, one write); the batch paths go through :meth:`_commit`.
         """
         with self.lock:
-            if schema is not self.schema:
-                return False
+            encoder = self.schema.row_encoder
+            encoded = encoder.encode(row, WAL_INSERT_ROW) if encoder is not None else None
+            if encoded is None:
+                return None
+            key, values, record = encoded
             wal = self._writer()
-            key = values[self.schema.pk_index]
             if key in self.memtable.positions or (
                 self.max_segment_key is not None and key <= self.max_segment_key and self._live_keys([key])
             ):
                 raise DuplicateIdError(f"collection '{self.name}': primary key {key!r} already exists; "
                                        "use upsert to replace it")
-            sequence = self._append(wal, WAL_INSERT_ROW, encode_row(values))
-            self.memtable.append_row(key, values)
+            sequence = self._append(wal, record)
+            self.memtable.append_row(key, values, len(record))
             self._background_flush()
         self._sync_to(sequence)
-        return True
+        return (key,)
 
-    def upsert_row(self, values: list[Any], schema: Schema) -> bool:
+    def upsert_row(self, row: Any) -> tuple[Any] | None:
         """Like :meth:`insert_row`, replacing a live row with the same key."""
         with self.lock:
-            if schema is not self.schema:
-                return False
-            self._writer()
-            sequence = self._commit(WAL_UPSERT_ROW, encode_row(values), values)
+            encoder = self.schema.row_encoder
+            encoded = encoder.encode(row, WAL_UPSERT_ROW) if encoder is not None else None
+            if encoded is None:
+                return None
+            key, values, record = encoded
+            wal = self._writer()
+            sequence = self._append(wal, record)
+            self._apply(WAL_UPSERT_ROW, values, len(record))
+            self._background_flush()
         self._sync_to(sequence)
-        return True
+        return (key,)
 
     def delete(self, keys: Sequence[Any]) -> int:
         """Delete live rows by key; returns how many existed."""
@@ -434,17 +439,18 @@ class CollectionEngine:
             change = decode_row(payload, self.schema, name)
         else:
             change = decode_rows(payload, self.schema, name)
-        self._apply(record_type, change)
+        self._apply(record_type, change, len(payload))
 
-    def _apply(self, record_type: int, change: Any) -> None:
-        """Apply one logged change to memory (live, or replayed from the log)."""
+    def _apply(self, record_type: int, change: Any, logged_bytes: int = 0) -> None:
+        """Apply one logged change to memory (live, or replayed from the log); ``logged_bytes``:
+        a one-row record's size, which stands for the row's size in the memtable."""
         if record_type == WAL_DELETE:
             self._delete_keys(change)
         elif record_type in (WAL_INSERT_ROW, WAL_UPSERT_ROW):
             key = change[self.schema.pk_index]
             if record_type == WAL_UPSERT_ROW:
                 self._delete_keys([key])
-            self.memtable.append_row(key, change)
+            self.memtable.append_row(key, change, logged_bytes)
         else:
             batch, grown = change
             if grown is not None and grown != self.schema:

@@ -72,11 +72,12 @@ class MemTable:
         self.nbytes += _batch_bytes(batch)
         self._push(batch)
 
-    def append_row(self, key: Any, values: list[Any]) -> None:
-        """Add one row given as values in schema field order (the one-row insert path)."""
+    def append_row(self, key: Any, values: list[Any], nbytes: int) -> None:
+        """Add one row given as values in schema field order (the one-row insert path); ``nbytes``
+        is its size as logged, which stands for its size here."""
         self.positions[key] = self.size
         self.size += 1
-        self.nbytes += 8 * len(values) + sum(len(v) for v in values if type(v) is bytes)
+        self.nbytes += nbytes
         self.pending.append(values)
         self._view = None
         if len(self.pending) >= PENDING_ROWS:

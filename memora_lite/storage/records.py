@@ -20,7 +20,6 @@ the row's values in schema field order. A delete payload is ``{"keys": [...]}``.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import msgpack
@@ -68,21 +67,6 @@ def decode_rows(payload: bytes | memoryview, schema: Schema, name: str) -> tuple
     except (CodecError, KeyError, TypeError, ValueError) as exc:
         raise CorruptionError(f"{name}: a logged insert does not decode ({exc})") from None
     return Batch(columns, n, nulls), grown
-
-
-_local = threading.local()  # a Packer per thread: packb() would build a new one per call
-
-
-def encode_row(values: list[Any]) -> bytes:
-    """Payload of a one-row insert or upsert: the values in schema field order, as a msgpack array.
-
-    Int arrays arrive packed (little-endian bytes of the field's element width) and are
-    stored as msgpack bin, so this is a copy, not a per-element encoding.
-    """
-    packer = getattr(_local, "packer", None)
-    if packer is None:
-        packer = _local.packer = msgpack.Packer(use_bin_type=True)
-    return packer.pack(values)  # type: ignore[no-any-return]
 
 
 def decode_row(payload: bytes | memoryview, schema: Schema, name: str) -> list[Any]:

@@ -15,7 +15,7 @@ its own checksum so a damaged length field is caught rather than read as a tail.
 >>> from memora_lite.storage.fs import MemoryFileSystem
 >>> fs = MemoryFileSystem(); fs.makedirs("/c")
 >>> log = WalWriter.create(fs, "/c/wal-000001.log")
->>> log.append(1, b"first"); log.append(3, b"second")
+>>> log.append(frame(1, b"first")); log.append(frame(3, b"second"))
 >>> [(t, bytes(p)) for t, p in read_records(fs.read("/c/wal-000001.log"), "wal")[0]]
 [(1, b'first'), (3, b'second')]
 """
@@ -66,8 +66,9 @@ class WalWriter:
             appender.sync()
         return cls(appender, path)
 
-    def append(self, record_type: int, payload: bytes) -> None:
-        self.appender.append(frame(record_type, payload))
+    def append(self, record: bytes) -> None:
+        """Append one record made by :func:`frame` (or framed in C by ``_rows.RowEncoder``)."""
+        self.appender.append(record)
 
     def sync(self) -> None:
         self.appender.sync()

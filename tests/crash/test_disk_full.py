@@ -86,7 +86,8 @@ def test_a_full_disk_refuses_the_insert_that_does_not_fit_and_works_once_space_r
     assert error is not None and error.errno == errno.ENOSPC
     visible = _rows(db)
     partial = sorted(set(failed) & set(visible))
-    with pytest.raises(OSError) as again:  # still full: the next write fails the same way, nothing else breaks
+    fs.free = 0  # still full: the next write fails the same way, nothing else breaks
+    with pytest.raises(OSError) as again:
         db.insert("c", row(20_000))
     assert again.value.errno == errno.ENOSPC and not isinstance(again.value, ReadOnlyError)
     with pytest.raises(OSError) as flushing:

@@ -1,19 +1,22 @@
-"""The one-row fast path accepts exactly what the general path stores unchanged, and packs it exactly."""
+"""The one-row fast path accepts exactly what the general path stores unchanged, and frames it exactly."""
 
 from __future__ import annotations
 
+import msgpack
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memora_lite._rows import pack_int_list
+from memora_lite._rows import RowEncoder
 from memora_lite.schema import Schema
+from memora_lite.storage.wal import frame
 
 WIDTHS = {1: np.int8, 2: np.int16, 4: np.int32, 8: np.int64}
+I64 = (-(2**63), 2**63 - 1)
 
 
-def _reference(values: object, size: int, capacity: int) -> bytes | None:
+def _reference_pack(values: object, size: int, capacity: int) -> bytes | None:
     info = np.iinfo(WIDTHS[size])
     if type(values) is not list or len(values) > capacity:
         return None
@@ -33,18 +36,28 @@ element = st.one_of(
 
 
 @settings(max_examples=500, deadline=None)
-@given(values=st.lists(element, max_size=40), size=st.sampled_from([1, 2, 4, 8]), capacity=st.integers(0, 50))
-def test_pack_int_list_matches_a_plain_python_reference(values: list, size: int, capacity: int) -> None:
+@given(key=st.integers(-(2**64), 2**64), values=st.lists(element, max_size=300),
+       size=st.sampled_from([1, 2, 4, 8]), capacity=st.integers(0, 310))
+def test_records_match_msgpack_and_the_python_framing(key: int, values: list, size: int, capacity: int) -> None:
     info = np.iinfo(WIDTHS[size])
-    assert pack_int_list(values, int(info.min), int(info.max), size, capacity) == _reference(values, size, capacity)
+    encoder = RowEncoder(("id", "t"), [("int", *I64), ("ints", int(info.min), int(info.max), size, capacity)], 0)
+    packed = _reference_pack(values, size, capacity)
+    got = encoder.encode({"id": key, "t": values}, 4)
+    if packed is None or not I64[0] <= key <= I64[1]:
+        assert got is None
+        return
+    assert got is not None
+    assert got[:2] == (key, [key, packed])
+    assert got[2] == frame(4, msgpack.packb([key, packed], use_bin_type=True))
 
 
 @pytest.mark.parametrize("container", [tuple, np.array, lambda v: iter(v)])
 def test_anything_but_a_list_is_declined(container) -> None:
-    assert pack_int_list(container([1, 2]), -128, 127, 1, 10) is None
+    encoder = RowEncoder(("id", "t"), [("int", *I64), ("ints", -128, 127, 1, 10)], 0)
+    assert encoder.encode({"id": 1, "t": container([1, 2])}, 4) is None
 
 
-def test_row_checker_agrees_with_the_general_path_on_every_row_it_accepts() -> None:
+def test_the_encoder_agrees_with_the_general_path_on_every_row_it_accepts() -> None:
     schema = Schema.infer({"id": [0], "x": [1], "f": [0.5], "s": ["a"], "b": [True], "t": [[1, 2]]}, "id")
     rows = [
         {"id": 1, "x": 2, "f": 1.5, "s": "hé", "b": False, "t": [100, -5]},
@@ -54,10 +67,15 @@ def test_row_checker_agrees_with_the_general_path_on_every_row_it_accepts() -> N
         {"id": 5, "x": 5, "f": 1.0, "s": "x", "b": True},  # declined: missing field
         {"id": 6, "x": 5, "f": 1.0, "s": "x", "b": True, "t": [1], "extra": 0},  # declined: extra field
         {"id": 7, "x": 5, "f": 1.0, "s": "x", "b": True, "t": [300]},  # declined: needs widening
+        [("id", 8)],  # declined: not a dict
     ]
-    accepted = [schema.row_checker(r) for r in rows]
-    assert [a is not None for a in accepted] == [True, True, False, False, False, False, False]
-    fast = schema.packed_rows_to_batch([a for a in accepted if a is not None])
+    encoded = [schema.row_encoder.encode(r, 4) for r in rows]
+    assert [e is not None for e in encoded] == [True, True, False, False, False, False, False, False]
+    accepted = [e for e in encoded if e is not None]
+    for (_, values, record), row in zip(accepted, rows):
+        assert msgpack.unpackb(record[16:], raw=False) == values  # what recovery reads back
+        assert values[schema.pk_index] == row["id"]
+    fast = schema.packed_rows_to_batch([values for _, values, _ in accepted])
     general, _ = schema.to_batch(rows[:2], "c")
     for name in schema.names:
         a, b = fast.columns[name], general.columns[name]
@@ -65,3 +83,8 @@ def test_row_checker_agrees_with_the_general_path_on_every_row_it_accepts() -> N
             assert a.to_lists() == b.to_lists() and a.dtype == b.dtype
         else:
             assert a.tolist() == b.tolist() and a.dtype == b.dtype
+
+
+def test_a_schema_with_a_field_the_fast_path_cannot_take_has_no_encoder() -> None:
+    schema = Schema.infer({"id": [0], "meta": [{"a": 1}]}, "id")  # JSON
+    assert schema.row_encoder is None

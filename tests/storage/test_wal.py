@@ -19,7 +19,7 @@ def test_records_round_trip_in_order() -> None:
     fs.makedirs("/c")
     log = WalWriter.create(fs, "/c/w.log")
     for i in range(20):
-        log.append(1 + i % 3, bytes([i]) * i)
+        log.append(frame(1 + i % 3, bytes([i]) * i))
     records, valid = read_records(fs.read("/c/w.log"), "w.log")
     assert [(t, bytes(p)) for t, p in records] == [(1 + i % 3, bytes([i]) * i) for i in range(20)]
     assert valid == log.size
@@ -47,7 +47,7 @@ def test_reopen_cuts_the_torn_tail_so_new_records_follow_valid_ones() -> None:
     fs.write_file("/c/w.log", _log(b"one", b"two")[:-1])
     _records, valid = read_records(fs.read("/c/w.log"), "w.log")
     log = WalWriter.reopen(fs, "/c/w.log", valid)
-    log.append(1, b"three")
+    log.append(frame(1, b"three"))
     assert [bytes(p) for _, p in read_records(fs.read("/c/w.log"), "w.log")[0]] == [b"one", b"three"]
 
 
@@ -79,7 +79,9 @@ def test_bad_magic_is_corruption_but_a_partial_magic_is_an_empty_log() -> None:
 
 
 def test_the_worked_example_in_docs_format_md_is_what_we_write() -> None:
-    from memora_lite.storage.records import encode_row
+    from memora_lite.schema import Schema
 
-    record = frame(4, encode_row([7, [101, 102]]))
-    assert record.hex(" ") == "05 00 00 00 04 00 00 00 d7 50 0e bc 87 c3 fc 26 92 07 92 65 66"
+    schema = Schema.infer({"id": [7], "tokens": [[101, 102]]}, "id")
+    _, _, record = schema.row_encoder.encode({"id": 7, "tokens": [101, 102]}, 4)
+    assert record.hex(" ") == "06 00 00 00 04 00 00 00 50 16 19 1b 9b 8f 46 5e 92 07 c4 02 65 66"
+    assert record == frame(4, b"\x92\x07\xc4\x02\x65\x66")
