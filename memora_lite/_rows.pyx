@@ -63,7 +63,7 @@ cdef class RowEncoder:
     ``specs`` holds one entry per field, in schema order: ``("int", low, high)``,
     ``("ints", low, high, size, capacity)`` or ``("other", check)``. :meth:`encode`
     returns ``(key, values, record)`` -- the primary key (field ``pk_index``), the
-    values as the memtable holds them (int lists packed as little-endian bytes),
+    values as the memtable holds them (a tuple; int lists packed as little-endian bytes),
     and the framed log record (docs/format.md#wal) whose payload is the msgpack
     array of those values -- or None to send the row down the general path, which
     accepts what it can and names the problem otherwise.
@@ -71,7 +71,7 @@ cdef class RowEncoder:
     >>> encoder = RowEncoder(("id", "t"), [("int", 0, 99), ("ints", -128, 127, 1, 8)], 0)
     >>> key, values, record = encoder.encode({"id": 7, "t": [1, -2]}, 5)
     >>> key, values, record[16:]
-    (7, [7, b'\x01\xfe'], b'\x92\x07\xc4\x02\x01\xfe')
+    (7, (7, b'\x01\xfe'), b'\x92\x07\xc4\x02\x01\xfe')
     >>> encoder.encode({"id": 7, "t": [1, 300]}, 5), encoder.encode({"id": 7, "t": (1,)}, 5)
     (None, None)
     """
@@ -166,7 +166,9 @@ cdef class RowEncoder:
                 memcpy(out, PyBytes_AS_STRING(packed), len(packed))
                 out += len(packed)
         _frame(PyBytes_AS_STRING(record), <uint32_t>size, record_type)
-        return values[self.pk_index], values, record
+        # A tuple of ints and bytes: the collector stops tracking it, so a memtable of millions
+        # of rows adds nothing to full collections.
+        return values[self.pk_index], tuple(values), record
 
 
 cdef object _local_packer = None

@@ -374,6 +374,8 @@ class TokenCodec:
         :func:`zstd_decompress`): the block is good until the thread's next scratch call.
         """
         header, body = _open(buf, scratch)
+        if header.n_rows * (2 * header.lw + header.w) + header.n_kept * header.w != len(body):
+            _raise_status(2)  # before n_rows decides an allocation
         starts = np.empty(header.n_rows + 1, dtype=np.int64)
         kept_starts = np.empty(header.n_rows + 1, dtype=np.int64)
         status, uniform = self.kernels.index(body, header, starts, kept_starts)

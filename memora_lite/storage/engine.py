@@ -60,6 +60,9 @@ from memora_lite.storage.records import (
 from memora_lite.storage.segment import DEFAULT_CACHE_BYTES, BlockCache, SegmentReader, write_segment
 from memora_lite.storage.wal import WalWriter, frame, parse_records, read_records
 
+_forks_seen = [0]  # how many forks lie between this process and the one that imported this module
+os.register_at_fork(after_in_child=lambda: _forks_seen.__setitem__(0, _forks_seen[0] + 1))
+
 DEFAULT_FLUSH_BYTES = 64 << 20
 READER_RETRIES = 20  # a reader reloads this often if a writer replaces files under it
 # (stage, step) -> the crash point reached there; compaction names only its two telling steps
@@ -130,6 +133,7 @@ class CollectionEngine:
         self.synced = 0  # of those, how many an fsync has covered
         self.failure: OSError | None = None  # set when an I/O error made the collection read-only
         self.pid = os.getpid()
+        self.forks = _forks_seen[0]  # differs in a forked child, which must not write
         self.wal: WalWriter | None = None
         self._open()
 
@@ -259,7 +263,7 @@ class CollectionEngine:
         """Release files; with ``flush``, first turn the memtable into a segment so reopening is quick."""
         with self.lock:
             if self.wal is not None:
-                mine = os.getpid() == self.pid and self.failure is None  # a forked child never writes
+                mine = self.forks == _forks_seen[0] and self.failure is None  # a forked child never writes
                 if mine and flush and (len(self.memtable) or any(s.dirty for s in self.segments)):
                     self._flush()
                 self.wal.close()
@@ -271,16 +275,17 @@ class CollectionEngine:
     # -- writes ------------------------------------------------------------------------------------
 
     def _writer(self) -> WalWriter:
+        wal = self.wal
+        if wal is not None and self.failure is None and self.forks == _forks_seen[0]:
+            return wal
         if self.failure is not None:
             raise ReadOnlyError(f"collection '{self.name}' turned read-only after an I/O error ({self.failure}); "
                                 "reopen the store once the disk is healthy") from self.failure
         if self.wal is None:
             raise ReadOnlyError(f"collection '{self.name}' is open read-only; open the store without "
                                 "read_only=True to write")
-        if os.getpid() != self.pid:
-            raise ReadOnlyError(f"collection '{self.name}' was opened for writing by process {self.pid}; this "
-                                "forked child may only read (or open its own read_only client)")
-        return self.wal
+        raise ReadOnlyError(f"collection '{self.name}' was opened for writing by process {self.pid}; this "
+                            "forked child may only read (or open its own read_only client)")
 
     def _append(self, wal: WalWriter, record: bytes) -> int:
         """Append one framed record; returns its sequence number for :meth:`_sync_to`.

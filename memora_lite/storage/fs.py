@@ -137,11 +137,14 @@ class _OsAppender(Appender):
         self.size = os.fstat(self.fd).st_size
 
     def append(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:  # os.write may write less than asked on some file systems
-            written = os.write(self.fd, view)
-            view = view[written:]
-            self.size += written
+        written = os.write(self.fd, data)
+        self.size += written
+        if written < len(data):  # os.write may write less than asked on some file systems
+            view = memoryview(data)[written:]
+            while view:
+                written = os.write(self.fd, view)
+                view = view[written:]
+                self.size += written
 
     def sync(self) -> None:
         os.fsync(self.fd)

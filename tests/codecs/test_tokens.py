@@ -169,6 +169,78 @@ def test_every_backend_decodes_every_block_identically_and_exactly(
             assert out.tolist() == rows
 
 
+@settings(max_examples=300)
+@given(token_blocks(), st.data())
+def test_opened_blocks_decode_any_row_range_as_the_whole_block_does(
+    block: tuple[np.dtype, list[list[int]]], data: st.DataObject
+) -> None:
+    dtype, rows = block
+    ragged = Ragged.from_lists(rows, dtype)
+    buf = TWIN.encode_tokens(ragged.values, ragged.offsets)
+    start = data.draw(st.integers(0, len(rows)))
+    stop = data.draw(st.integers(start, len(rows)))
+    want = rows[start:stop]
+    widths = {len(r) for r in want}
+    width = 0 if not want else widths.pop() if len(widths) == 1 else None
+    for codec in CODECS:
+        opened = codec.open_block(buf)
+        assert len(opened) == len(rows)
+        assert opened.lists(start, stop) == want
+        part = opened.ragged(start, stop, dtype)
+        assert part.values.dtype == dtype and part.to_lists() == want
+        assert opened.width(start, stop) == width
+        if width is not None:
+            out = np.empty((len(want), width), dtype=dtype)
+            opened.dense_into(start, stop, out)
+            assert out.tolist() == want
+
+
+@each_codec
+def test_opened_blocks_refuse_rows_they_do_not_hold(codec: backend.TokenCodec) -> None:
+    opened = codec.open_block(codec.encode_token_lists([[1, 2], [3]]))
+    for start, stop in ((0, 3), (-1, 1), (2, 1)):
+        with pytest.raises(IndexError):
+            opened.lists(start, stop)
+    with pytest.raises(CodecError, match="width"):
+        opened.dense_into(0, 2, np.empty((2, 2), dtype=np.int64))
+
+
+@settings(max_examples=500)
+@given(
+    st.sampled_from([1, 2, 4, 8, 3]),
+    st.sampled_from([1, 2, 4, 8]),
+    st.integers(0, 6),
+    st.integers(0, 12),
+    st.integers(0, 40),
+    st.integers(I64_MIN, I64_MAX),
+    st.binary(max_size=120),
+    st.integers(0, 8),
+    st.integers(0, 8),
+    st.integers(0, 14),
+    st.sampled_from([-1, 0, 2, 3]),
+    st.integers(0, 48),
+    st.sampled_from(INT_DTYPES),
+)
+def test_row_range_kernels_agree_and_never_overrun_on_unchecked_bodies(
+    w: int, lw: int, n_rows: int, n_kept: int, n_values: int, base: int, body: bytes,
+    first: int, count: int, kept_before: int, width: int, room: int, dtype: np.dtype,
+) -> None:
+    """``unpack_rows`` and ``unpack_lists`` read bodies nobody checked: whatever the bytes and
+    arguments, both backends give one status, and on success the same values."""
+    header = backend.TokenHeader(n_rows, n_kept, n_values, base, w, lw)
+    lo, hi = _dtype_range(dtype)
+    results = []
+    for kernels in [c.kernels for c in CODECS]:
+        out = np.zeros(room, dtype=dtype)
+        offsets = np.zeros(count + 1, dtype=np.int64)
+        status = kernels.unpack_rows(body, header, first, count, kept_before, width, out.view(np.uint8),
+                                     dtype.itemsize, lo, hi, offsets)
+        lists = kernels.unpack_lists(body, header, first, count, kept_before, room)
+        results.append((status, out.tolist() if status == 0 else None, offsets.tolist() if status == 0 else None,
+                        lists))
+    assert all(r == results[0] for r in results)
+
+
 ADVERSARIAL = {
     "zero rows": [],
     "empty rows": [[], [], []],
@@ -319,7 +391,13 @@ def _decoders(codec: backend.TokenCodec) -> dict[str, Callable[[bytes], Any]]:
 
         return run
 
+    def opened(buf: bytes) -> Any:
+        block = codec.open_block(buf)
+        n = len(block)
+        return block.lists(0, n), block.lists(n // 2, n), block.ragged(1 if n else 0, n, np.dtype(np.int64)).to_lists()
+
     return {
+        "opened": opened,
         "int64": lambda buf: _valid_ragged(codec.decode_tokens(buf, np.int64), np.int64),
         "uint8": lambda buf: _valid_ragged(codec.decode_tokens(buf, np.uint8), np.uint8),
         "int16": lambda buf: _valid_ragged(codec.decode_tokens(buf, np.int16), np.int16),
