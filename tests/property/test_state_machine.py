@@ -129,6 +129,24 @@ class StoreVersusModel(RuleBasedStateMachine):
         assert got == [self.model[k] for k in sorted(self.model) if lo <= k < lo + span and self.model[k]["v"] >=
                        threshold]
 
+    @rule(lo=KEYS, span=st.integers(0, 30), offset=st.integers(0, 4), limit=st.none() | st.integers(0, 8),
+          numpy=st.booleans())
+    def range_read(self, lo: int, span: int, offset: int, limit: int | None, numpy: bool) -> None:
+        """A pure key range (the read served straight from blocks when nothing needs merging)."""
+        COUNTS["steps"] += 1
+        if not self.db.has_collection("c"):
+            return
+        want = [self.model[k] for k in sorted(self.model) if lo <= k < lo + span][offset:]
+        want = want if limit is None else want[:limit]
+        got = self.db.query("c", filter=f"{lo} <= id < {lo + span}", output_fields=["t", "v"], limit=limit,
+                            offset=offset, output="numpy" if numpy else "rows")["data"]
+        if numpy:
+            assert got["id"].tolist() == [r["id"] for r in want]
+            assert got["v"].tolist() == [r["v"] for r in want]
+            assert [list(map(int, t)) for t in got["t"]] == [r["t"] for r in want]
+        else:
+            assert [(r[0], r[1], r["id"]) for r in got] == [(r["t"], r["v"], r["id"]) for r in want]
+
     @rule(keys=st.lists(KEYS, max_size=6))
     def get(self, keys: list[int]) -> None:
         COUNTS["steps"] += 1
