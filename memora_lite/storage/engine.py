@@ -750,6 +750,7 @@ class CollectionEngine:
             self.refresh()
             if key in self.memtable.positions:
                 return _first_row(self.get([key], fields), fields)
+            primary_key = self.schema.primary_key
             for segment in self.segments:
                 reader = segment.reader
                 position = reader.position(key)
@@ -758,6 +759,9 @@ class CollectionEngine:
                 block, i = divmod(position, reader.block_rows)
                 values = []
                 for name in fields:
+                    if name == primary_key:
+                        values.append(key)  # the row was found by it
+                        continue
                     if name not in reader.columns:
                         return _first_row(self.get([key], fields), fields)
                     column, nulls = reader.read_block(name, block)
@@ -818,6 +822,10 @@ def _span_blocks(name: str, pieces: list[tuple[Any, int, int, int]]) -> Iterator
     piece holding a null. A piece covering its whole block is read without filling the cache, into
     scratch memory that the next piece reuses: consume each before asking for the next."""
     for reader, block, a, b in pieces:
+        if reader.dense and name == reader.schema.primary_key:  # keys min_pk, min_pk + 1, ...: nothing to read
+            first = reader.min_pk + block * reader.block_rows
+            yield np.arange(first, first + reader.block_size(block), dtype=np.int64), a, b
+            continue
         column, nulls = reader.read_block(name, block, fill_cache=b - a < reader.block_size(block))
         yield None if nulls is not None and bool(nulls[a:b].any()) else (column, a, b)
 
