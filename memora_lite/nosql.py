@@ -94,6 +94,10 @@ class NoSQL:
             if stored is not None:
                 return {"insert_count": 1, "ids": [stored[0]]}
         with self._lock:
+            batch = engine.schema.rows_to_batch_fast(data) if engine is not None else None
+            if batch is not None:  # a list of plain rows: checked and packed in C, row by row
+                ids = engine.insert(batch, None)
+                return {"insert_count": len(ids), "ids": ids}
             engine, batch, grown = self._prepare(collection_name, data)
             ids = engine.insert(batch, grown)
             return {"insert_count": len(ids), "ids": ids}
@@ -106,6 +110,10 @@ class NoSQL:
                 stored = engine.upsert_row(data)
                 if stored is not None:
                     return {"upsert_count": 1, "ids": [stored[0]]}
+                batch = engine.schema.rows_to_batch_fast(data)
+                if batch is not None:
+                    ids = engine.upsert(batch, None)
+                    return {"upsert_count": len(ids), "ids": ids}
             engine, batch, grown = self._prepare(collection_name, data)
             ids = engine.upsert(batch, grown)
             return {"upsert_count": len(ids), "ids": ids}
