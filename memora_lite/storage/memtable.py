@@ -42,8 +42,8 @@ PENDING_ROWS = 4096  # one-row inserts wait as plain values until this many, the
 class MemTable:
     """Live unflushed rows: column batches, plus one-row inserts still held as plain values.
 
-    ``rows_to_batch`` turns pending rows (value lists in schema field order, int arrays
-    packed as bytes: see ``schema.RowChecker``) into a Batch; the engine sets it, and
+    ``rows_to_batch`` turns pending rows (values in schema field order, int arrays
+    packed as bytes: see ``Schema.row_encoder``) into a Batch; the engine sets it, and
     resets it when the schema grows.
     """
 

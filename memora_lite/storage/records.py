@@ -5,9 +5,11 @@ An insert or upsert payload is a msgpack map (docs/format.md#wal-payloads)::
     {"n": rows, "cols": {field: [encoding, bytes]}, "nulls": {field: packed bits},
      "schema": <schema map, only when this call grew an inferred schema>}
 
-Columns use the same codecs as segment blocks, so a record is compact and decodes
+Columns use the same codecs as segment blocks, without their zstd step, and decode
 with the schema in force when it was written. A one-row payload is a msgpack array of
-the row's values in schema field order. A delete payload is ``{"keys": [...]}``.
+the row's values in schema field order, int arrays as little-endian bytes: it is
+written (and framed) in C by ``_rows.RowEncoder``, and read back by :func:`decode_row`.
+A delete payload is ``{"keys": [...]}``.
 
 >>> import numpy as np
 >>> from memora_lite.schema import Schema
