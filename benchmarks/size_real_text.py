@@ -192,6 +192,7 @@ def layers(values: np.ndarray) -> dict[str, float]:
     """
     from memora_lite.codecs import encode_tokens
     from memora_lite.codecs.backend import HEADER_SIZE, KERNELS
+    from memora_lite.storage.segment import SEGMENT_CODEC_LEVEL
 
     n = len(values)
     total = {"raw_int32": 4.0 * values.size, "split": 0.0, "narrowed": 0.0, "zstd": 0.0}
@@ -201,12 +202,12 @@ def layers(values: np.ndarray) -> dict[str, float]:
         flat = block.reshape(-1)
         offsets = np.arange(0, (rows + 1) * width, width, dtype=np.int64)
         kept = np.empty(rows, dtype=np.int64)
-        n_kept = KERNELS.split(flat, offsets, kept)
+        n_kept, low, high, _ = KERNELS.split(flat, offsets, kept)
         lw = _width(width)
-        w = _width(int(flat.max()) - int(flat.min())) if flat.size else 1
+        w = _width(high - low) if flat.size else 1
         total["split"] += HEADER_SIZE + rows * (2 * lw + 4) + n_kept * 4
         total["narrowed"] += HEADER_SIZE + rows * (2 * lw + w) + n_kept * w
-        total["zstd"] += len(encode_tokens(flat, offsets))
+        total["zstd"] += len(encode_tokens(flat, offsets, SEGMENT_CODEC_LEVEL))
     return {k: v / n for k, v in total.items()}
 
 

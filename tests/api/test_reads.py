@@ -206,3 +206,19 @@ def test_range_reads_straight_from_blocks_equal_the_general_path(client: Memora)
     assert engine._read_span((4000, True, 6000, False), fields, None, 0, "rows") is None  # memtable rows
     got = client.nosql.query("r", filter="4000 <= id < 6000", output_fields=["t"])["data"]
     assert [r["t"] for r in got] == [rows[0]["t"]]
+
+
+def test_scans_leave_the_block_cache_alone_and_short_reads_fill_it(client: Memora) -> None:
+    width = 16
+    client.nosql.insert("s", [{"id": i, "t": [i % 7] * width} for i in range(4096)])
+    client.nosql.flush("s")
+    engine = client.nosql._store.engine("s")
+    cache = engine.cache
+    before = cache.used
+    for lo in range(0, 4096, 1024):  # whole blocks, as a scan reads them
+        got = client.nosql.query("s", filter=f"{lo} <= id < {lo + 1024}", output_fields=["t"], output="numpy")
+        assert got["data"]["t"].tolist() == [[i % 7] * width for i in range(lo, lo + 1024)]
+    assert cache.used == before  # a dense key column is implied, and token blocks went to scratch
+    rows = client.nosql.query("s", filter="10 <= id < 60", output_fields=["t"])["data"]
+    assert [r["t"] for r in rows] == [[i % 7] * width for i in range(10, 60)]
+    assert cache.used > before  # a short read keeps its block for the reads after it
