@@ -46,7 +46,7 @@ from memora_lite.storage.format import (
     WAL_UPSERT_ROW,
     masked_crc,
 )
-from memora_lite.storage.fs import FileSystem
+from memora_lite.storage.fs import FileSystem, forks_seen
 from memora_lite.storage.manifest import Manifest, SegmentEntry
 from memora_lite.storage.memtable import MemTable
 from memora_lite.storage.rangeindex import KeyConstraint, rows_in_sorted, segment_rows, segment_span
@@ -59,9 +59,6 @@ from memora_lite.storage.records import (
 )
 from memora_lite.storage.segment import DEFAULT_CACHE_BYTES, BlockCache, SegmentReader, write_segment
 from memora_lite.storage.wal import WalWriter, frame, parse_records, read_records
-
-_forks_seen = [0]  # how many forks lie between this process and the one that imported this module
-os.register_at_fork(after_in_child=lambda: _forks_seen.__setitem__(0, _forks_seen[0] + 1))
 
 DEFAULT_FLUSH_BYTES = 64 << 20
 READER_RETRIES = 20  # a reader reloads this often if a writer replaces files under it
@@ -133,7 +130,7 @@ class CollectionEngine:
         self.synced = 0  # of those, how many an fsync has covered
         self.failure: OSError | None = None  # set when an I/O error made the collection read-only
         self.pid = os.getpid()
-        self.forks = _forks_seen[0]  # differs in a forked child, which must not write
+        self.forks = forks_seen()  # differs in a forked child, which must not write
         self.wal: WalWriter | None = None
         self._open()
 
@@ -263,7 +260,7 @@ class CollectionEngine:
         """Release files; with ``flush``, first turn the memtable into a segment so reopening is quick."""
         with self.lock:
             if self.wal is not None:
-                mine = self.forks == _forks_seen[0] and self.failure is None  # a forked child never writes
+                mine = self.forks == forks_seen() and self.failure is None  # a forked child never writes
                 if mine and flush and (len(self.memtable) or any(s.dirty for s in self.segments)):
                     self._flush()
                 self.wal.close()
@@ -276,7 +273,7 @@ class CollectionEngine:
 
     def _writer(self) -> WalWriter:
         wal = self.wal
-        if wal is not None and self.failure is None and self.forks == _forks_seen[0]:
+        if wal is not None and self.failure is None and self.forks == forks_seen():
             return wal
         if self.failure is not None:
             raise ReadOnlyError(f"collection '{self.name}' turned read-only after an I/O error ({self.failure}); "

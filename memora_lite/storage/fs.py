@@ -256,14 +256,25 @@ _LOCKS_HELD: dict[str, int] = {}  # realpath of LOCK -> the descriptor holding i
 _LOCKS_HELD_MUTEX = threading.Lock()
 
 
-def _forget_locks_in_child() -> None:
-    """After fork, in the child: close inherited lock descriptors, so only the writer holds its lock."""
+_forks_seen = 0  # forks between this process and the one that imported this module
+
+
+def forks_seen() -> int:
+    """How many forks lie between this process and the one that imported memora_lite: state
+    made before a fork (a writer's log, a read-ahead thread) is recognised by it in the child."""
+    return _forks_seen
+
+
+def _after_fork_in_child() -> None:
+    """Close inherited lock descriptors, so only the writer holds its lock; count the fork."""
+    global _forks_seen
+    _forks_seen += 1
     for fd in _LOCKS_HELD.values():
         os.close(fd)
     _LOCKS_HELD.clear()
 
 
-os.register_at_fork(after_in_child=_forget_locks_in_child)
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 # -- in-memory files, with crash simulation -----------------------------------------------------
