@@ -12,8 +12,8 @@ values: ``n_rows``, ``n_kept``, ``n_values``, ``base``, ``w`` and ``lw``.
 >>> values = np.array([7, 8, 0, 0, 5, 5], dtype=np.int64)
 >>> offsets = np.array([0, 4, 4, 6], dtype=np.int64)
 >>> kept = np.empty(3, dtype=np.int64)
->>> split(values, offsets, kept), kept.tolist()
-(2, [2, 0, 0])
+>>> split(values, offsets, kept), kept.tolist()  # (n_kept, min, max, longest row), kept per row
+((2, 0, 8, 4), [2, 0, 0])
 """
 
 from __future__ import annotations

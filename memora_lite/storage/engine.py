@@ -371,8 +371,7 @@ class CollectionEngine:
         to check and frame the row, one write); the batch paths go through :meth:`_commit`.
         """
         with self.lock:
-            encoder = self.schema.row_encoder
-            encoded = encoder.encode(row, WAL_INSERT_ROW) if encoder is not None else None
+            encoded = self._encode_row(row, WAL_INSERT_ROW)
             if encoded is None:
                 return None
             key, values, record = encoded
@@ -391,17 +390,20 @@ class CollectionEngine:
     def upsert_row(self, row: Any) -> tuple[Any] | None:
         """Like :meth:`insert_row`, replacing a live row with the same key."""
         with self.lock:
-            encoder = self.schema.row_encoder
-            encoded = encoder.encode(row, WAL_UPSERT_ROW) if encoder is not None else None
+            encoded = self._encode_row(row, WAL_UPSERT_ROW)
             if encoded is None:
                 return None
             key, values, record = encoded
-            wal = self._writer()
-            sequence = self._append(wal, record)
+            sequence = self._append(self._writer(), record)
             self._apply(WAL_UPSERT_ROW, values, len(record))
             self._background_flush()
         self._sync_to(sequence)
         return (key,)
+
+    def _encode_row(self, row: Any, record_type: int) -> tuple[Any, tuple[Any, ...], bytes] | None:
+        """``(key, values, record)`` from the schema's :attr:`~Schema.row_encoder`, or None."""
+        encoder = self.schema.row_encoder
+        return encoder.encode(row, record_type) if encoder is not None else None  # type: ignore[no-any-return]
 
     def delete(self, keys: Sequence[Any]) -> int:
         """Delete live rows by key; returns how many existed."""
