@@ -487,7 +487,8 @@ class CollectionEngine:
 
     def _live_keys(self, keys: Sequence[Any]) -> list[Any]:
         """The subset of ``keys`` that is stored and not deleted, in the given order."""
-        live = {k for k in keys if k in self.memtable}
+        positions = self.memtable.positions
+        live = {k for k in keys if k in positions}
         pk = self.schema.primary_key
         for segment, rows in self._locate(keys):
             live.update(segment.reader.read_rows([pk], rows, self.schema).columns[pk].tolist())
@@ -524,7 +525,8 @@ class CollectionEngine:
         view = self.memtable.sorted_view()
         pending = list(new_batches)
         if len(view.rows):
-            pending.append(view.batch.take(view.rows))
+            in_order = len(view.rows) == len(view.batch) and bool(np.all(view.rows == np.arange(len(view.rows))))
+            pending.append(view.batch if in_order else view.batch.take(view.rows))  # ids in order: no copy
         for batch in pending:
             number = self._next_number()
             min_pk, max_pk = write_segment(self.fs, self._path(filenames.segment_name(number)), batch, self.schema)

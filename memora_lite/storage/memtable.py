@@ -1,8 +1,8 @@
 """The memtable: rows logged but not yet flushed to a segment, held as column batches.
 
-Small batches (one row per ``insert`` call, as the guide does) are merged as they
-arrive, like a binary counter: the last batch merges into the one before it while it
-is at least as large, so each row is copied O(log n) times, not O(n).
+Batches are kept as they arrive and concatenated once, when a read or a flush first
+needs them in key order, so a row is copied once on its way to a segment. One-row
+inserts wait as plain values and become a batch 4,096 at a time.
 
 >>> import numpy as np
 >>> from memora_lite.columns import Batch
@@ -91,9 +91,6 @@ class MemTable:
 
     def _push(self, batch: Batch) -> None:
         self.batches.append(batch)
-        while len(self.batches) > 1 and len(self.batches[-1]) >= len(self.batches[-2]):
-            last = self.batches.pop()
-            self.batches[-1] = Batch.concat([self.batches[-1], last])
         self._view = None
 
     def discard(self, keys: Iterable[Any]) -> int:

@@ -77,7 +77,7 @@ def write_segment(
         null_mask = batch.null_mask(name)
         blocks, nulls = [], []
         for start in starts:
-            rows = np.arange(start, min(start + block_rows, n))
+            rows = slice(start, min(start + block_rows, n))  # a view of the block's rows, not a copy
             encoding, blob = codecs.encode_column(take(column, rows), kind, SEGMENT_CODEC_LEVEL)
             blocks.append([encoding, *add(blob)])
             if null_mask is not None and null_mask[rows].any():
