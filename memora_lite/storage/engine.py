@@ -668,7 +668,9 @@ class CollectionEngine:
                 return None
             for block in range(start // reader.block_rows, -(-stop // reader.block_rows)):
                 base = block * reader.block_rows
-                pieces.append((reader, block, max(start - base, 0), min(stop - base, reader.block_size(block))))
+                first, end = max(start - base, 0), min(stop - base, reader.block_size(block))
+                if end > first:
+                    pieces.append((reader, block, first, end))
         pieces = _window(pieces, offset, limit)
         if not pieces:
             return None
@@ -805,14 +807,13 @@ def _window(pieces: list[tuple[Any, int, int, int]], offset: int, limit: int | N
     if not offset and limit is None:
         return pieces
     kept = []
-    budget = None if limit is None else limit
     for reader, block, a, b in pieces:
         skip = min(offset, b - a)
         offset -= skip
         a += skip
-        if budget is not None:
-            b = min(b, a + budget)
-            budget -= b - a
+        if limit is not None:
+            b = min(b, a + limit)
+            limit -= b - a
         if b > a:
             kept.append((reader, block, a, b))
     return kept
