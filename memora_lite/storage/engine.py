@@ -23,7 +23,8 @@ import errno
 import itertools
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from bisect import bisect_right
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,26 +94,45 @@ class Options:
 
 
 class LiveSegment:
-    """A segment in use: its reader, manifest entry and in-memory deletion mask."""
+    """A segment in use: its manifest entry, in-memory deletion mask, and reader.
 
-    def __init__(self, reader: SegmentReader, entry: SegmentEntry, deleted: np.ndarray | None) -> None:
-        self.reader = reader
+    A writer opens the reader on first use: opening a store then costs the same
+    whatever its segment count, and a read opens only the segments its keys fall
+    in. A read-only client opens every reader with the manifest, so that a
+    writer deleting files after a compaction cannot pull one from under it.
+    """
+
+    def __init__(self, open_reader: Callable[[], SegmentReader], entry: SegmentEntry, path: str,
+                 deleted: np.ndarray | None) -> None:
+        self._open_reader = open_reader
+        self._reader: SegmentReader | None = None
         self.entry = entry
+        self.path = path
         self.deleted = deleted  # bool per row, None while no row is deleted
         self.dirty = False  # deletions not yet written to a deletion vector
+
+    @property
+    def reader(self) -> SegmentReader:
+        if self._reader is None:
+            self._reader = self._open_reader()
+        return self._reader
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
 
     def live_rows(self, rows: np.ndarray) -> np.ndarray:
         return rows if self.deleted is None else rows[~self.deleted[rows]]
 
     def delete_rows(self, rows: np.ndarray) -> None:
         if self.deleted is None:
-            self.deleted = np.zeros(self.reader.rows, dtype=bool)
+            self.deleted = np.zeros(self.entry.rows, dtype=bool)
         self.deleted[rows] = True
         self.dirty = True
 
     @property
     def live_count(self) -> int:
-        return self.reader.rows - (0 if self.deleted is None else int(self.deleted.sum()))
+        return self.entry.rows - (0 if self.deleted is None else int(self.deleted.sum()))
 
 
 class CollectionEngine:
@@ -170,7 +190,7 @@ class CollectionEngine:
         self.manifest = Manifest.load(self.fs, self.folder)
         self.schema = Schema.from_dict(self.manifest.schema)
         for segment in getattr(self, "segments", []):
-            segment.reader.close()
+            segment.close()
         self.segments = [self._open_segment(e) for e in self.manifest.segments]
         self._segments_changed()
         self.memtable = self._new_memtable()
@@ -216,18 +236,40 @@ class CollectionEngine:
     def _segments_changed(self) -> None:
         keys = [s.entry.max_pk for s in self.segments if s.entry.rows]
         self.max_segment_key = max(keys) if keys else None  # keys above it need no segment lookup
+        # The top level of the range index: segments in key order. When their key ranges do not
+        # overlap (ids that arrive in order), a key or a range finds its segments by binary search.
+        self.by_key = sorted((s for s in self.segments if s.entry.rows), key=lambda s: s.entry.min_pk)
+        self.by_key_mins = [s.entry.min_pk for s in self.by_key]
+        self.disjoint = all(a.entry.max_pk < b.entry.min_pk for a, b in itertools.pairwise(self.by_key))
+
+    def _segments_for(self, lo: Any, hi: Any) -> list[LiveSegment] | None:
+        """Segments whose keys may lie in ``[lo, hi]`` (None = open end), in key order, found by
+        binary search; None when segment key ranges overlap (the caller then looks at each)."""
+        if not self.disjoint:
+            return None
+        first = 0 if lo is None else max(bisect_right(self.by_key_mins, lo) - 1, 0)
+        stop = len(self.by_key) if hi is None else bisect_right(self.by_key_mins, hi)
+        return self.by_key[first:stop]
 
     def _new_memtable(self) -> MemTable:
         return MemTable(self.schema.primary_key, self.schema.packed_rows_to_batch)
 
     def _open_segment(self, entry: SegmentEntry) -> LiveSegment:
-        reader = SegmentReader(self.fs, self._path(filenames.segment_name(entry.number)), self.cache)
-        if reader.rows != entry.rows:
-            raise CorruptionError(f"{reader.path}: holds {reader.rows} rows but the manifest says {entry.rows}")
+        path = self._path(filenames.segment_name(entry.number))
+
+        def open_reader() -> SegmentReader:
+            reader = SegmentReader(self.fs, path, self.cache)
+            if reader.rows != entry.rows:
+                raise CorruptionError(f"{reader.path}: holds {reader.rows} rows but the manifest says {entry.rows}")
+            return reader
+
         deleted = None
         if entry.deletes is not None:
-            deleted = self._read_deletes(filenames.deletes_name(entry.number, entry.deletes), reader.rows)
-        return LiveSegment(reader, entry, deleted)
+            deleted = self._read_deletes(filenames.deletes_name(entry.number, entry.deletes), entry.rows)
+        segment = LiveSegment(open_reader, entry, path, deleted)
+        if self.options.read_only:
+            segment.reader  # noqa: B018 (open it now: see LiveSegment)
+        return segment
 
     def _read_deletes(self, name: str, rows: int) -> np.ndarray:
         path = self._path(name)
@@ -266,8 +308,8 @@ class CollectionEngine:
                 self.wal.close()
                 self.wal = None
             for s in self.segments:
-                s.reader.close()
-                self.cache.drop(s.reader.path)
+                s.close()
+                self.cache.drop(s.path)
 
     # -- writes ------------------------------------------------------------------------------------
 
@@ -478,7 +520,7 @@ class CollectionEngine:
         lo, hi = sorted_keys[0], sorted_keys[-1]
         constraint = KeyConstraint(points=sorted_keys)
         for segment in self.segments:
-            if segment.reader.rows == 0 or segment.entry.max_pk < lo or segment.entry.min_pk > hi:
+            if segment.entry.rows == 0 or segment.entry.max_pk < lo or segment.entry.min_pk > hi:
                 continue
             rows = segment.live_rows(segment_rows(segment.reader, constraint))
             if len(rows):
@@ -561,8 +603,8 @@ class CollectionEngine:
         self._segments_changed()
         self.memtable = self._new_memtable()
         for segment in dropped:
-            segment.reader.close()
-            self.cache.drop(segment.reader.path)
+            segment.close()
+            self.cache.drop(segment.path)
         for name in old_files:
             self.fs.remove(self._path(name))
         self._remove_unreferenced()
@@ -653,11 +695,10 @@ class CollectionEngine:
         constraint = KeyConstraint(ranges=[span])
         if len(self.memtable) and len(rows_in_sorted(self.memtable.sorted_view().keys, constraint)):
             return None
-        segments = sorted((s for s in self.segments if s.entry.rows and constraint.overlaps(s.entry.min_pk,
-                                                                                              s.entry.max_pk)),
-                          key=lambda s: s.entry.min_pk)
-        if any(a.entry.max_pk >= b.entry.min_pk for a, b in itertools.pairwise(segments)):
+        candidates = self._segments_for(span[0], span[2])
+        if candidates is None:
             return None
+        segments = [s for s in candidates if constraint.overlaps(s.entry.min_pk, s.entry.max_pk)]
         pieces: list[tuple[SegmentReader, int, int, int]] = []  # (segment, block, first row, end row), key order
         for segment in segments:
             reader = segment.reader
@@ -754,7 +795,11 @@ class CollectionEngine:
             if key in self.memtable.positions:
                 return _first_row(self.get([key], fields), fields)
             primary_key = self.schema.primary_key
-            for segment in self.segments:
+            candidates = self._segments_for(key, key)
+            for segment in self.segments if candidates is None else candidates:
+                entry = segment.entry
+                if not entry.rows or not entry.min_pk <= key <= entry.max_pk:
+                    continue  # not its range: leave its reader unopened
                 reader = segment.reader
                 position = reader.position(key)
                 if position < 0 or (segment.deleted is not None and segment.deleted[position]):
