@@ -97,8 +97,9 @@ class LiveSegment:
     """A segment in use: its manifest entry, in-memory deletion mask, and reader.
 
     A writer opens the reader on first use: opening a store parses no segment
-    footer, and a read opens only the segments its keys fall in. A read-only client opens every reader with the manifest, so that a
-    writer deleting files after a compaction cannot pull one from under it.
+    footer, and a read opens only the segments its keys fall in. A read-only
+    client opens every reader with the manifest, so that a writer deleting files
+    after a compaction cannot pull one from under it.
     """
 
     def __init__(self, open_reader: Callable[[], SegmentReader], entry: SegmentEntry, path: str,
