@@ -187,7 +187,8 @@ def layers(values: np.ndarray) -> dict[str, float]:
 
     ``raw_int32`` -> ``split`` (lengths, kept counts, trailing-run values and kept
     values, all at 4 bytes, row lengths at the block's length width) -> ``narrowed``
-    (values at the block's byte width: the tokens1 body) -> ``zstd`` (the block as
+    (values at the block's byte width, a kept value every row shares stored once:
+    the tokens1 body) -> ``zstd`` (the block as
     memora_lite writes it, header included).
     """
     from memora_lite.codecs import encode_tokens
@@ -202,11 +203,12 @@ def layers(values: np.ndarray) -> dict[str, float]:
         flat = block.reshape(-1)
         offsets = np.arange(0, (rows + 1) * width, width, dtype=np.int64)
         kept = np.empty(rows, dtype=np.int64)
-        n_kept, low, high, _ = KERNELS.split(flat, offsets, kept)
+        n_kept, low, high, _, kept_same = KERNELS.split(flat, offsets, kept)
         lw = _width(width)
         w = _width(high - low) if flat.size else 1
         total["split"] += HEADER_SIZE + rows * (2 * lw + 4) + n_kept * 4
-        total["narrowed"] += HEADER_SIZE + rows * (2 * lw + w) + n_kept * w
+        stored_kept = 1 if kept_same and n_kept > 1 else n_kept
+        total["narrowed"] += HEADER_SIZE + rows * (2 * lw + w) + stored_kept * w
         total["zstd"] += len(encode_tokens(flat, offsets, SEGMENT_CODEC_LEVEL))
     return {k: v / n for k, v in total.items()}
 

@@ -40,8 +40,8 @@ static int mlite_valid_width(unsigned width)
                          mlite_tokens_stats *stats)                                               \
     {                                                                                             \
         uint64_t total = 0, max_len = 0;                                                          \
-        T lo = 0, hi = 0;                                                                         \
-        int any = 0;                                                                              \
+        T lo = 0, hi = 0, shared = 0;                                                             \
+        int any = 0, same = 1;                                                                    \
         size_t i;                                                                                 \
         for (i = 0; i < n_rows; i++) {                                                            \
             const int64_t start = offsets[i], end = offsets[i + 1];                               \
@@ -67,7 +67,15 @@ static int mlite_valid_width(unsigned width)
                 j--;                                                                              \
             kept[i] = j - start;                                                                  \
             total += (uint64_t)(j - start);                                                       \
+            if (same && j > start) {                                                              \
+                int64_t m;                                                                        \
+                if (total == (uint64_t)(j - start)) /* the first row that keeps any */           \
+                    shared = values[start];                                                       \
+                for (m = start; m < j; m++)                                                       \
+                    same &= values[m] == shared;                                                  \
+            }                                                                                     \
         }                                                                                         \
+        stats->kept_same = same;                                                                  \
         stats->any = any;                                                                         \
         stats->min = (int64_t)lo;                                                                 \
         stats->max = (int64_t)hi;                                                                 \
@@ -83,6 +91,7 @@ static int mlite_valid_width(unsigned width)
         const uint64_t n = h->n_rows, base = (uint64_t)h->base;                                   \
         const unsigned lw = h->lw;                                                                \
         uint8_t *lens = body, *keeps = body + n * lw, *runs = keeps + n * lw, *vals = runs + n * W; \
+        uint8_t *const shared = vals; /* the one kept value, when h->kept_shared */               \
         uint64_t i;                                                                               \
         for (i = 0; i < n; i++) {                                                                 \
             const int64_t start = offsets[i], end = offsets[i + 1], k = kept[i];                  \
@@ -91,6 +100,12 @@ static int mlite_valid_width(unsigned width)
             mlite_store_le(keeps + i * lw, (uint64_t)k, lw);                                      \
             mlite_store_le(runs + i * W, end > start ? (uint64_t)(int64_t)values[end - 1] - base : 0, \
                            W);                                                                    \
+            if (h->kept_shared && k) {                                                            \
+                if (vals == shared)                                                               \
+                    mlite_store_le(vals, (uint64_t)(int64_t)values[start] - base, W);             \
+                vals = shared + W;                                                                \
+                continue;                                                                         \
+            }                                                                                     \
             for (j = 0; j < k; j++)                                                               \
                 mlite_store_le(vals + (uint64_t)j * W, (uint64_t)(int64_t)values[start + j] - base, W); \
             vals += (uint64_t)k * W;                                                              \
@@ -181,14 +196,15 @@ int mlite_tokens_pack(const void *values, unsigned elem_size, int is_signed, con
 
 int mlite_tokens_body_size(const mlite_tokens_header *h, uint64_t *size)
 {
-    uint64_t per_row, rows_part, kept_part;
+    uint64_t per_row, kept_len, rows_part, kept_part;
     if (!mlite_valid_width(h->w) || !mlite_valid_width(h->lw))
         return MLITE_E_WIDTH;
     per_row = 2 * (uint64_t)h->lw + h->w;
-    if (h->n_rows > UINT64_MAX / per_row || h->n_kept > UINT64_MAX / h->w)
+    kept_len = h->kept_shared ? (h->n_kept > 0) : h->n_kept;
+    if (h->n_rows > UINT64_MAX / per_row || kept_len > UINT64_MAX / h->w)
         return MLITE_E_BODY;
     rows_part = h->n_rows * per_row;
-    kept_part = h->n_kept * h->w;
+    kept_part = kept_len * h->w;
     if (rows_part > UINT64_MAX - kept_part)
         return MLITE_E_BODY;
     *size = rows_part + kept_part;
@@ -342,7 +358,7 @@ int mlite_tokens_unpack_rows(const uint8_t *body, size_t body_len, const mlite_t
     lens = body;
     keeps = body + n * lw;
     runs = keeps + n * lw;
-    vals = runs + n * w + kept_before * w;
+    vals = runs + n * w + (h->kept_shared ? 0 : kept_before * w);
     if (offsets)
         offsets[0] = 0;
     /* Every row is bounded by the counts read here, whatever the body holds: it may be
@@ -356,7 +372,16 @@ int mlite_tokens_unpack_rows(const uint8_t *body, size_t body_len, const mlite_t
             return MLITE_E_DENSE;
         if (l > out_len - pos)
             return MLITE_E_OUT;
-        copy(vals, dest + pos * elem_size, k, base, &lo_s, &hi_s);
+        if (h->kept_shared) {
+            if (k) { /* the one stored value, repeated: a fill, not a copy */
+                const uint64_t s = mlite_load_le(vals, w);
+                lo_s = hi_s = s;
+                fill(dest + pos * elem_size, k, base + s);
+            }
+        } else {
+            copy(vals, dest + pos * elem_size, k, base, &lo_s, &hi_s);
+            vals += k * w;
+        }
         if (l > k) {
             const uint64_t s = mlite_load_le(runs + i * w, w);
             lo_s = s < lo_s ? s : lo_s;
@@ -365,7 +390,6 @@ int mlite_tokens_unpack_rows(const uint8_t *body, size_t body_len, const mlite_t
         }
         if (l && (none_fit || lo_s < min_off || hi_s - min_off > span))
             return MLITE_E_RANGE;
-        vals += k * w;
         used += k;
         pos += l;
         if (offsets)

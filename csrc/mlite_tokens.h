@@ -8,6 +8,10 @@
  *
  *     L[n] (lw bytes each)  K[n] (lw)  run[n] (w)  kept[n_kept] (w)
  *
+ * With kept_shared set, every kept value is the same and kept[] holds it once
+ * (one entry when n_kept > 0, else none): an attention mask keeps a run of ones
+ * before its run of zeros, and then costs no byte per value.
+ *
  * Python validates arguments and allocates every buffer; these functions only
  * compute. The decoder trusts nothing in the body: mlite_tokens_check validates
  * every length against the body size before any value is read or written, and
@@ -40,6 +44,7 @@ typedef struct {
     int64_t base;      /* frame of reference: stored = value - base */
     unsigned w;        /* bytes per stored value: 1, 2, 4 or 8 */
     unsigned lw;       /* bytes per stored length: 1, 2, 4 or 8 */
+    int kept_shared;   /* kept[] holds one value that every kept position repeats */
 } mlite_tokens_header;
 
 /* What the encoder's first pass learns about the values (all rows together). */
@@ -48,6 +53,7 @@ typedef struct {
     uint64_t max_len;  /* the longest row's length */
     int64_t min, max;  /* over all values, when any; unsigned types store their bits */
     int any;           /* whether there is any value */
+    int kept_same;     /* whether every kept value equals the first (1 when none is kept) */
 } mlite_tokens_stats;
 
 /*
@@ -62,13 +68,15 @@ int mlite_tokens_split(const void *values, unsigned elem_size, int is_signed, co
 
 /*
  * Encoder, pass 2: write the body (mlite_tokens_body_size bytes) for the rows
- * split by mlite_tokens_split. Every value minus h->base must fit in h->w bytes.
+ * split by mlite_tokens_split. Every value minus h->base must fit in h->w bytes;
+ * h->kept_shared may be set only when the split found kept_same.
  */
 int mlite_tokens_pack(const void *values, unsigned elem_size, int is_signed, const int64_t *offsets,
                       const int64_t *kept, const mlite_tokens_header *h, uint8_t *body);
 
 /*
- * Body size the header implies: n_rows * (2 * lw + w) + n_kept * w. Returns 0 and
+ * Body size the header implies: n_rows * (2 * lw + w) + m * w, where m, the
+ * length of kept[], is n_kept, or min(n_kept, 1) when kept_shared. Returns 0 and
  * sets *size, or MLITE_E_WIDTH / MLITE_E_BODY (the size overflows 64 bits).
  */
 int mlite_tokens_body_size(const mlite_tokens_header *h, uint64_t *size);

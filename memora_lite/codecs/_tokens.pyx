@@ -26,6 +26,7 @@ cdef extern from "mlite_tokens.h" nogil:
         int64_t base
         unsigned w
         unsigned lw
+        int kept_shared
 
     ctypedef struct mlite_tokens_stats:
         uint64_t n_kept
@@ -33,6 +34,7 @@ cdef extern from "mlite_tokens.h" nogil:
         int64_t min
         int64_t max
         int any
+        int kept_same
 
     int mlite_tokens_split(const void *values, unsigned elem_size, int is_signed, const int64_t *offsets,
                            size_t n_rows, int64_t *kept, mlite_tokens_stats *stats)
@@ -67,6 +69,7 @@ cdef mlite_tokens_header _header(object header) except *:
     h.base = header.base
     h.w = header.w
     h.lw = header.lw
+    h.kept_shared = bool(header.kept_shared)
     return h
 
 
@@ -101,9 +104,10 @@ cdef const uint8_t[::1] _value_bytes(object values, unsigned *elem_size, int *is
 def split(object values, const int64_t[::1] offsets, int64_t[::1] kept) -> tuple:
     """Fill ``kept`` with each row's length less its maximal trailing run.
 
-    ``values`` is any 1-D integer array. Returns ``(n_kept, min, max, max_len)``:
-    min and max over all values (0 when there are none; max as a Python int, so
-    a uint64 value above int64 shows), and the longest row's length.
+    ``values`` is any 1-D integer array. Returns ``(n_kept, min, max, max_len,
+    kept_same)``: min and max over all values (0 when there are none; max as a
+    Python int, so a uint64 value above int64 shows), the longest row's length,
+    and whether every kept value is the same (True when none is kept).
     """
     cdef unsigned elem_size
     cdef int is_signed, status
@@ -113,17 +117,19 @@ def split(object values, const int64_t[::1] offsets, int64_t[::1] kept) -> tuple
     if not _rows_ok(values.shape[0], offsets, kept):
         raise ValueError("offsets must run from 0 to len(values), never decrease, and hold len(kept) + 1")
     if n == 0:
-        return 0, 0, 0, 0
+        return 0, 0, 0, 0, True
     with nogil:
         status = mlite_tokens_split(&raw[0] if raw.shape[0] else <const uint8_t *>_EMPTY, elem_size,
                                     is_signed, &offsets[0], n, &kept[0], &stats)
     if status:
         raise ValueError(f"token values of {elem_size} bytes are not supported")
+    same = stats.kept_same != 0
     if not stats.any:
-        return stats.n_kept, 0, 0, stats.max_len
+        return stats.n_kept, 0, 0, stats.max_len, same
     if is_signed:
-        return stats.n_kept, stats.min, stats.max, stats.max_len
-    return stats.n_kept, <uint64_t>stats.min, <uint64_t>stats.max, stats.max_len  # the kernel stores them as int64
+        return stats.n_kept, stats.min, stats.max, stats.max_len, same
+    # the kernel stores unsigned min and max as int64
+    return stats.n_kept, <uint64_t>stats.min, <uint64_t>stats.max, stats.max_len, same
 
 
 def pack(object values, const int64_t[::1] offsets, const int64_t[::1] kept,

@@ -160,6 +160,7 @@ def _decompress_to_scratch(decompressor: Any, frame: Any, size: int, what: str) 
 TOKENS_MAGIC = b"MLTK"
 TOKENS_VERSION = 1
 FLAG_ZSTD = 0x01
+FLAG_KEPT_SHARED = 0x02  # every kept value is the same one, stored once (an attention mask's ones)
 _HEADER = struct.Struct("<4sBBBBQQQq")
 HEADER_SIZE = _HEADER.size  # 40
 
@@ -187,6 +188,12 @@ class TokenHeader(NamedTuple):
     base: int
     w: int
     lw: int
+    kept_shared: bool = False
+
+    def body_size(self) -> int:
+        """Bytes of the raw body: lengths, kept lengths and runs per row, then kept[]."""
+        kept_len = min(self.n_kept, 1) if self.kept_shared else self.n_kept
+        return self.n_rows * (2 * self.lw + self.w) + kept_len * self.w  # type: ignore[no-any-return]
 
 
 def _byte_width(span: int) -> int:
@@ -281,19 +288,19 @@ class TokenCodec:
     def _encode(self, values: np.ndarray, offsets: np.ndarray, level: int | None) -> bytes:
         n_rows = len(offsets) - 1
         kept = np.empty(n_rows, dtype=np.int64)
-        n_kept, low, high, longest = self.kernels.split(values, offsets, kept)
+        n_kept, low, high, longest, kept_same = self.kernels.split(values, offsets, kept)
         if high > _INT64.max:
             raise OverflowError(f"token value {high} does not fit int64")
         lw = _byte_width(longest)
         base, w = (low, _byte_width(high - low)) if len(values) else (0, 1)
-        header = TokenHeader(n_rows, n_kept, len(values), base, w, lw)
-        body = np.empty(n_rows * (2 * lw + w) + n_kept * w, dtype=np.uint8)
+        header = TokenHeader(n_rows, n_kept, len(values), base, w, lw, kept_same and n_kept > 1)
+        body = np.empty(header.body_size(), dtype=np.uint8)
         self.kernels.pack(values, offsets, kept, header, body)
-        payload, flags = body.data, 0
+        payload, flags = body.data, FLAG_KEPT_SHARED if header.kept_shared else 0
         if level is not None:
             packed = zstd_compress(body, level)
             if len(packed) < len(body):
-                payload, flags = packed, FLAG_ZSTD
+                payload, flags = packed, flags | FLAG_ZSTD
         prefix = _HEADER.pack(TOKENS_MAGIC, TOKENS_VERSION, flags, w, lw, n_rows, n_kept, len(values), base)
         return prefix + payload
 
@@ -374,7 +381,7 @@ class TokenCodec:
         :func:`zstd_decompress`): the block is good until the thread's next scratch call.
         """
         header, body = _open(buf, scratch)
-        if header.n_rows * (2 * header.lw + header.w) + header.n_kept * header.w != len(body):
+        if header.body_size() != len(body):
             _raise_status(2)  # before n_rows decides an allocation
         starts = np.empty(header.n_rows + 1, dtype=np.int64)
         kept_starts = np.empty(header.n_rows + 1, dtype=np.int64)
@@ -465,7 +472,7 @@ def _open(buf: Any, scratch: bool = False) -> tuple[TokenHeader, Any]:
         raise CodecError(f"not a tokens1 block: magic is {magic!r}, not {TOKENS_MAGIC!r}")
     if version != TOKENS_VERSION:
         raise CodecError(f"tokens1 block has version {version}; this build reads {TOKENS_VERSION}")
-    if flags & ~FLAG_ZSTD:
+    if flags & ~(FLAG_ZSTD | FLAG_KEPT_SHARED):
         raise CodecError(f"tokens1 block has unknown flags {flags:#04x}")
     if w not in (1, 2, 4, 8) or lw not in (1, 2, 4, 8):
         _raise_status(1)
@@ -473,11 +480,10 @@ def _open(buf: Any, scratch: bool = False) -> tuple[TokenHeader, Any]:
         # A trailing run costs a few bytes whatever its length: bound what it may make us allocate.
         raise CodecError(f"tokens1 block claims {n_values} values in {n_rows} rows; an ARRAY row holds at most "
                          f"{MAX_ARRAY_CAPACITY}")
-    header = TokenHeader(n_rows, n_kept, n_values, base, w, lw)
+    header = TokenHeader(n_rows, n_kept, n_values, base, w, lw, bool(flags & FLAG_KEPT_SHARED))
     payload = view[HEADER_SIZE:]
     if flags & FLAG_ZSTD:
-        size = n_rows * (2 * lw + w) + n_kept * w
-        return header, zstd_decompress(payload, size, "tokens1 block", scratch)
+        return header, zstd_decompress(payload, header.body_size(), "tokens1 block", scratch)
     return header, payload
 
 

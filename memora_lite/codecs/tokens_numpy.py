@@ -7,13 +7,13 @@ in ``docs/format.md#tokens1``; :mod:`memora_lite.codecs.backend` reads headers,
 runs zstd and maps status codes to :class:`~memora_lite.errors.CodecError`.
 
 ``header`` arguments are :class:`memora_lite.codecs.backend.TokenHeader`
-values: ``n_rows``, ``n_kept``, ``n_values``, ``base``, ``w`` and ``lw``.
+values: ``n_rows``, ``n_kept``, ``n_values``, ``base``, ``w``, ``lw`` and ``kept_shared``.
 
 >>> values = np.array([7, 8, 0, 0, 5, 5], dtype=np.int64)
 >>> offsets = np.array([0, 4, 4, 6], dtype=np.int64)
 >>> kept = np.empty(3, dtype=np.int64)
->>> split(values, offsets, kept), kept.tolist()  # (n_kept, min, max, longest row), kept per row
-((2, 0, 8, 4), [2, 0, 0])
+>>> split(values, offsets, kept), kept.tolist()  # (n_kept, min, max, longest row, kept_same), kept per row
+((2, 0, 8, 4, False), [2, 0, 0])
 """
 
 from __future__ import annotations
@@ -39,12 +39,13 @@ _WIDTHS = (1, 2, 4, 8)
 _U64 = 1 << 64
 
 
-def split(values: np.ndarray, offsets: np.ndarray, kept: np.ndarray) -> tuple[int, int, int, int]:
+def split(values: np.ndarray, offsets: np.ndarray, kept: np.ndarray) -> tuple[int, int, int, int, bool]:
     """Fill ``kept`` with each row's length less its maximal trailing run.
 
     ``values`` is any 1-D integer array, ``offsets`` C-contiguous int64 valid for
-    it. Returns ``(n_kept, min, max, max_len)``: min and max over all values (0
-    when there are none), and the longest row's length.
+    it. Returns ``(n_kept, min, max, max_len, kept_same)``: min and max over all
+    values (0 when there are none), the longest row's length, and whether every
+    kept value is the same (True when none is kept).
     """
     if values.ndim != 1 or values.dtype.kind not in "iu":
         raise TypeError("token values must be a 1-D C-contiguous native-order integer array")
@@ -59,7 +60,9 @@ def split(values: np.ndarray, offsets: np.ndarray, kept: np.ndarray) -> tuple[in
         score = np.where(values != np.repeat(last, lengths), position, 0)
         kept[rows] = np.maximum.reduceat(score, offsets[:-1][rows])
     low, high = (int(values.min()), int(values.max())) if len(values) else (0, 0)
-    return int(kept.sum()), low, high, int(lengths.max()) if len(lengths) else 0
+    kept_values = values[_row_positions(offsets, lengths) < np.repeat(kept, lengths)]
+    same = not len(kept_values) or bool(np.all(kept_values == kept_values[0]))
+    return int(kept.sum()), low, high, int(lengths.max()) if len(lengths) else 0, same
 
 
 def pack(values: np.ndarray, offsets: np.ndarray, kept: np.ndarray, header: Any, body: np.ndarray) -> None:
@@ -75,7 +78,8 @@ def pack(values: np.ndarray, offsets: np.ndarray, kept: np.ndarray, header: Any,
     body[lens_at:keeps_at].view(f"<u{lw}")[:] = lengths
     body[keeps_at:runs_at].view(f"<u{lw}")[:] = kept
     body[runs_at : runs_at + n * w].view(f"<u{w}")[:] = runs
-    body[runs_at + n * w :].view(f"<u{w}")[:] = stored[keep]
+    kept_values = stored[keep]
+    body[runs_at + n * w :].view(f"<u{w}")[:] = kept_values[:1] if header.kept_shared else kept_values
 
 
 def check(body: Any, header: Any, width: int) -> int:
@@ -154,7 +158,7 @@ def unpack_rows(
     n, w, lw = header.n_rows, header.w, header.lw
     if w not in _WIDTHS or lw not in _WIDTHS:
         return E_WIDTH
-    if n * (2 * lw + w) + header.n_kept * w != len(body) or first > n or count > n - first:
+    if header.body_size() != len(body) or first > n or count > n - first:
         return E_BODY
     if kept_before > header.n_kept:
         return E_BODY
@@ -170,8 +174,7 @@ def unpack_rows(
     ])
     bad_rows = np.flatnonzero(faults.any(axis=0))
     good = int(bad_rows[0]) if len(bad_rows) else count
-    stored = np.frombuffer(body, dtype=f"<u{w}", offset=n * (2 * lw + w)).astype(np.uint64)
-    stored = stored[kept_before : kept_before + int(kept[:good].sum())]
+    stored = _kept_values(body, header, kept_before, int(kept[:good].sum()))
     decoded = _expand(lengths[:good], kept[:good], runs[:good], stored)
     starts = np.zeros(good + 1, dtype=np.int64)
     np.cumsum(lengths[:good], out=starts[1:])
@@ -273,8 +276,7 @@ def _parse(body: Any, header: Any, width: int) -> tuple[int, tuple[np.ndarray, .
     n, w, lw = header.n_rows, header.w, header.lw
     if w not in _WIDTHS or lw not in _WIDTHS:
         return E_WIDTH, ()
-    size = n * (2 * lw + w) + header.n_kept * w
-    if size != len(body):
+    if header.body_size() != len(body):
         return E_BODY, ()
     lengths = np.frombuffer(body, dtype=f"<u{lw}", count=n).astype(np.uint64)
     kept = np.frombuffer(body, dtype=f"<u{lw}", count=n, offset=n * lw).astype(np.uint64)
@@ -287,5 +289,13 @@ def _parse(body: Any, header: Any, width: int) -> tuple[int, tuple[np.ndarray, .
     if width >= 0 and np.any(lengths != width):
         return E_DENSE, ()
     runs = np.frombuffer(body, dtype=f"<u{w}", count=n, offset=2 * n * lw).astype(np.uint64)
+    return OK, (lengths, kept, runs, _kept_values(body, header, 0, header.n_kept))
+
+
+def _kept_values(body: Any, header: Any, first: int, count: int) -> np.ndarray:
+    """Kept values ``first .. first + count - 1`` (pre-base, uint64); a shared one is repeated."""
+    n, w, lw = header.n_rows, header.w, header.lw
     stored = np.frombuffer(body, dtype=f"<u{w}", offset=n * (2 * lw + w)).astype(np.uint64)
-    return OK, (lengths, kept, runs, stored)
+    if header.kept_shared:
+        return np.repeat(stored[:1], count if len(stored) else 0)
+    return stored[first : first + count]

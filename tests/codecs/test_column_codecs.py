@@ -73,18 +73,65 @@ def _random_column(dtype: np.dtype, n: int) -> np.ndarray:
 def test_fixed_columns_round_trip_as_writable_arrays_of_their_own(dtype: str) -> None:
     for column in (_random_column(np.dtype(dtype), 1000), np.zeros(1000, dtype), np.zeros(0, dtype)):
         name, decoded = _round_trip(column, "fixed", dtype)
-        assert name in ("plain", "plain+zstd")
+        assert name in ("plain", "plain+zstd", "narrow", "narrow+zstd")
         assert decoded.flags.writeable and decoded.flags.owndata
+
+
+@pytest.mark.parametrize(("values", "dtype", "expected"), [
+    ([5, 7, 300], "int64", ("narrow", 9 + 3 * 2)),  # a span of 295 takes 2 bytes
+    ([-2**40, -2**40 + 255], "int64", ("narrow", 9 + 2)),  # narrowed from the minimum, not from 0
+    ([-5, 250], "int16", ("narrow", 9 + 2)),
+    ([0, 70_000], "int32", ("plain", 8)),  # 4 bytes are no narrower than int32
+    ([-2**63, 2**63 - 1], "int64", ("plain", 16)),
+    ([2**63 + 5, 2**63 + 9], "uint64", ("plain", 16)),  # a base above int64 cannot be stored
+    ([1, 2], "int8", ("plain", 2)),
+])
+def test_int_columns_are_stored_narrowed_to_the_bytes_their_span_needs(values: list[int], dtype: str,
+                                                                       expected: tuple[str, int]) -> None:
+    column = np.array(values, dtype=dtype)
+    name, data = encode_column(column, "fixed", level=None)
+    assert (name, len(data)) == expected
+    assert decode_column(name, data, len(column), "fixed", np.dtype(dtype)).tolist() == values
+
+
+@given(st.sampled_from(["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]),
+       st.data())
+@settings(max_examples=200, deadline=None)
+def test_int_columns_round_trip_whatever_their_span(dtype: str, data: st.DataObject) -> None:
+    info = np.iinfo(dtype)
+    lo = data.draw(st.integers(int(info.min), int(info.max)))
+    span = data.draw(st.sampled_from([0, 1, 255, 256, 65535, 65536, 2**32 - 1, 2**32, int(info.max) - int(info.min)]))
+    hi = min(lo + span, int(info.max))
+    values = data.draw(st.lists(st.integers(lo, hi), min_size=1, max_size=50))
+    _round_trip(np.array(values, dtype=dtype), "fixed", dtype)
+
+
+@pytest.mark.parametrize(("data", "dtype", "message"), [
+    (b"\x00" * 8, "int64", "cannot hold its 9-byte header"),
+    (b"\x00" * 8 + b"\x03" + b"\x00" * 6, "int64", "value width 3 is not 1, 2, 4 or 8"),
+    (b"\x00" * 8 + b"\x02" + b"\x00" * 3, "int64", "12 bytes where 2 rows of 2 bytes need 13"),
+    ((32000).to_bytes(8, "little") + b"\x02" + (1000).to_bytes(2, "little") * 2, "int16",
+     "values 32000..33000 do not fit int16"),
+    ((-1).to_bytes(8, "little", signed=True) + b"\x01" + b"\x00\x01", "uint8", "values -1..0 do not fit uint8"),
+    (b"\x00" * 9 + b"\x00" * 2, "float32", "decodes to an int dtype"),
+])
+def test_narrow_columns_refuse_bytes_that_do_not_fit(data: bytes, dtype: str, message: str) -> None:
+    with pytest.raises(CodecError, match=message):
+        decode_column("narrow", data, 2, "fixed", np.dtype(dtype))
 
 
 def test_fixed_columns_are_compressed_only_when_that_is_smaller() -> None:
     assert _round_trip(_random_column(np.dtype("int64"), 1000), "fixed", "int64")[0] == "plain"
-    assert _round_trip(np.zeros(1000, np.int64), "fixed", "int64")[0] == "plain+zstd"
+    assert _round_trip(np.zeros(1000, np.float64), "fixed", "float64")[0] == "plain+zstd"
+    assert _round_trip(np.zeros(1000, np.int64), "fixed", "int64")[0] == "narrow+zstd"
 
 
 def test_fixed_columns_are_little_endian_on_disk() -> None:
+    name, data = encode_column(np.array([1, 2**30], dtype=">i4"), "fixed")
+    assert (name, data) == ("plain", b"\x01\x00\x00\x00\x00\x00\x00\x40")
+    assert decode_column(name, data, 2, "fixed", np.dtype("int32")).tolist() == [1, 2**30]
     name, data = encode_column(np.array([1, 2], dtype=">i4"), "fixed")
-    assert (name, data) == ("plain", b"\x01\x00\x00\x00\x02\x00\x00\x00")
+    assert (name, data) == ("narrow", b"\x01" + b"\x00" * 7 + b"\x01" + b"\x00\x01")  # base 1, width 1
     assert decode_column(name, data, 2, "fixed", np.dtype("int32")).tolist() == [1, 2]
 
 

@@ -220,14 +220,15 @@ def test_opened_blocks_refuse_rows_they_do_not_hold(codec: backend.TokenCodec) -
     st.sampled_from([-1, 0, 2, 3]),
     st.integers(0, 48),
     st.sampled_from(INT_DTYPES),
+    st.booleans(),
 )
 def test_row_range_kernels_agree_and_never_overrun_on_unchecked_bodies(
     w: int, lw: int, n_rows: int, n_kept: int, n_values: int, base: int, body: bytes,
-    first: int, count: int, kept_before: int, width: int, room: int, dtype: np.dtype,
+    first: int, count: int, kept_before: int, width: int, room: int, dtype: np.dtype, kept_shared: bool,
 ) -> None:
     """``unpack_rows`` and ``unpack_lists`` read bodies nobody checked: whatever the bytes and
     arguments, both backends give one status, and on success the same values."""
-    header = backend.TokenHeader(n_rows, n_kept, n_values, base, w, lw)
+    header = backend.TokenHeader(n_rows, n_kept, n_values, base, w, lw, kept_shared)
     lo, hi = _dtype_range(dtype)
     results = []
     for kernels in [c.kernels for c in CODECS]:
@@ -251,6 +252,8 @@ ADVERSARIAL = {
     "int64 limits": [[I64_MIN, I64_MAX, I64_MIN], [I64_MAX] * 4, [I64_MIN]],
     "one row, one value": [[42]],
     "long run after empty rows": [[], [], [7] * 1000],
+    "attention masks": [[1] * 5 + [0] * 3, [1] * 8, [0] * 8, [], [1, 0]],
+    "every kept value the same": [[7, 7, 0], [7, 1], [7], [3, 3]],
 }
 
 
@@ -284,6 +287,23 @@ def test_documented_example_is_the_exact_bytes_written() -> None:
         "0000"  # run values
         "6507666566"  # kept values
     )
+
+
+@each_codec
+def test_a_kept_value_shared_by_every_row_is_stored_once(codec: backend.TokenCodec) -> None:
+    masks = [[1] * k + [0] * (384 - k) for k in (100, 384, 0, 250)]
+    buf = codec.encode_token_lists(masks, level=None)
+    assert buf[5] == backend.FLAG_KEPT_SHARED
+    # Per row: L, K (2 bytes each) and the run value (1 byte); then the one shared kept value.
+    assert len(buf) == backend.HEADER_SIZE + 4 * 5 + 1
+    assert codec.decode_tokens_lists(buf) == masks
+    opened = codec.open_block(buf)
+    assert opened.lists(1, 3) == masks[1:3]
+    out = np.full((2, 384), 9, dtype=np.int8)
+    opened.dense_into(2, 4, out)
+    assert out.tolist() == masks[2:]
+    one_kept = codec.encode_token_lists([[1, 0, 0], [0, 0]], level=None)  # a single kept value: nothing to share
+    assert one_kept[5] == 0
 
 
 def test_rows_that_compress_are_stored_as_zstd_and_others_raw() -> None:
@@ -437,6 +457,8 @@ FUZZ_ROWS = {
     "raw": [_NOISE[:4], [], _NOISE[4:8], [*_NOISE[8:], 0, 0]],
     # Rows of one width, for the dense decoders.
     "dense": [[1, 2, 3, 0, 0], [4, 0, 0, 0, 0]] * 6,
+    # Attention masks: one shared kept value (FLAG_KEPT_SHARED).
+    "mask": [[1] * k + [0] * (40 - k) for k in range(0, 40, 3)] * 2,
 }
 
 
@@ -472,7 +494,7 @@ def test_random_bytes_never_crash_a_decoder(data: bytes) -> None:
 
 @settings(max_examples=400)
 @given(
-    st.sampled_from([0, backend.FLAG_ZSTD]),
+    st.sampled_from([0, backend.FLAG_ZSTD, backend.FLAG_KEPT_SHARED, backend.FLAG_ZSTD | backend.FLAG_KEPT_SHARED]),
     st.sampled_from([1, 2, 4, 8, 3]),
     st.sampled_from([1, 2, 4, 8, 0]),
     st.integers(0, 6),
@@ -512,6 +534,7 @@ def test_headers_that_lie_are_codec_errors(codec: backend.TokenCodec) -> None:
         (0, b"XLTK", "not a tokens1 block"),
         (4, b"\x02", "version 2"),
         (5, b"\x82", "unknown flags"),
+        (5, b"\x04", "unknown flags"),
         (6, b"\x03", "width byte"),
         (7, b"\x00", "width byte"),
     ]:

@@ -50,10 +50,12 @@ def _samples() -> list[tuple[str, str, bytes, str, np.dtype, int | None, Column]
     columns: list[tuple[str, Column, str, np.dtype, int | None]] = [
         ("int64", rng.integers(-2**40, 2**40, 40), "fixed", np.dtype(np.int64), None),
         ("int8 runs", np.repeat(np.arange(5, dtype=np.int8), 30), "fixed", np.dtype(np.int8), None),
+        ("positions", rng.integers(-5, 384, 40), "fixed", np.dtype(np.int64), None),  # narrow
         ("float32", rng.standard_normal(33).astype(np.float32), "fixed", np.dtype(np.float32), None),
         ("bool", rng.integers(0, 2, 50).astype(bool), "fixed", np.dtype(bool), None),
         ("matrix", rng.standard_normal((9, 3)).astype(np.float32), "matrix", np.dtype(np.float32), 3),
         ("tokens squad", Ragged.from_matrix(squad), "tokens", np.dtype(np.int32), None),
+        ("tokens mask", Ragged.from_matrix((squad > 0).astype(np.int8)), "tokens", np.dtype(np.int8), None),
         ("tokens ragged", Ragged.from_lists([[101, 7, 102, 0, 0], [], [5] * 9, [2**40, -3], [1]], np.dtype(np.int64)),
          "tokens", np.dtype(np.int64), None),
         ("tokens noise", Ragged.from_lists([rng.integers(-2**62, 2**62, 5).tolist(), [1, 2, 2]], np.dtype(np.int64)),
@@ -76,7 +78,7 @@ def _samples() -> list[tuple[str, str, bytes, str, np.dtype, int | None, Column]
         base = encoding.removesuffix("+zstd")
         if base == "tokens1":
             if data[5] & backend.FLAG_ZSTD:  # also the raw-body form
-                raw = data[:5] + b"\x00" + data[6:40] + bytes(backend._open(data)[1])
+                raw = data[:5] + bytes([data[5] & ~backend.FLAG_ZSTD]) + data[6:40] + bytes(backend._open(data)[1])
                 out.append((name + " raw body", "tokens1", raw, kind, dtype, dim, column))
         elif encoding.endswith("+zstd"):
             out.append((name + " raw", base, backend.zstd_decompress(data, None, "x"), kind, dtype, dim, column))
