@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from memora_lite._rows import build_rows
 from memora_lite.errors import DuplicateIdError, InvalidArgumentError, InvalidNameError
 from memora_lite.models import Field
 from memora_lite.results import Row, rows_from_columns, to_numpy, to_rows
@@ -192,11 +193,13 @@ class NoSQL:
             raise InvalidArgumentError(f"get on '{collection_name}' takes exactly one of key= or ids=")
         if output not in OUTPUTS:
             raise InvalidArgumentError(f"get on '{collection_name}': output={output!r}; use 'rows' or 'numpy'")
+        if key is not None and output == "rows":
+            names = engine.schema.name_tuple if output_fields is None else tuple(
+                _output_order(engine.schema, output_fields, collection_name))
+            values = engine.get_one(_key(key, collection_name), names)
+            return {"data": [] if values is None else build_rows(Row, names, [[v] for v in values])}
         keys = _keys(key, ids, collection_name)
         order = _output_order(engine.schema, output_fields, collection_name)
-        if key is not None and output == "rows":
-            values = engine.get_one(keys[0], order)
-            return {"data": [] if values is None else rows_from_columns(dict(zip(order, ([v] for v in values))), order)}
         batch = engine.get(keys, order)
         return {"data": to_numpy(batch, order) if output == "numpy" else to_rows(batch, order)}
 
@@ -208,10 +211,16 @@ def _keys(key: Any, ids: Sequence[Any] | None, collection: str) -> list[Any]:
     if not isinstance(keys, (list, tuple)):
         raise InvalidArgumentError(f"collection '{collection}': ids= must be a list of primary keys, "
                           f"not {type(keys).__name__}")
-    for k in keys:
-        if isinstance(k, bool) or not isinstance(k, (int, str, np.integer)):
-            raise InvalidArgumentError(f"collection '{collection}': primary key {k!r} must be an int or a str")
-    return [k.item() if isinstance(k, np.integer) else k for k in keys]
+    return [_key(k, collection) for k in keys]
+
+
+def _key(key: Any, collection: str) -> Any:
+    """One primary key as a plain int or str."""
+    if type(key) is int or type(key) is str:
+        return key
+    if isinstance(key, bool) or not isinstance(key, (int, str, np.integer)):
+        raise InvalidArgumentError(f"collection '{collection}': primary key {key!r} must be an int or a str")
+    return key.item() if isinstance(key, np.integer) else key
 
 
 def _check_filter(filter: Any, collection: str) -> None:

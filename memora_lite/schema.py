@@ -108,14 +108,20 @@ class Schema:
             raise SchemaError(f"field names must be unique; repeated: {', '.join(dupes)}")
         object.__setattr__(self, "_by_name", {f.field_name: f for f in self.fields})
         object.__setattr__(self, "pk_index", next(i for i, f in enumerate(self.fields) if f.is_primary))
+        object.__setattr__(self, "_names", tuple(names))  # read on every get: made once
 
     @property
     def primary_key(self) -> str:
-        return next(f.field_name for f in self.fields if f.is_primary)
+        return self._names[self.pk_index]  # type: ignore[attr-defined,no-any-return]
 
     @property
     def names(self) -> list[str]:
-        return [f.field_name for f in self.fields]
+        return list(self._names)  # type: ignore[attr-defined]
+
+    @property
+    def name_tuple(self) -> tuple[str, ...]:
+        """Field names in declaration order, as the tuple result rows share."""
+        return self._names  # type: ignore[attr-defined,no-any-return]
 
     @property
     def by_name(self) -> Mapping[str, Field]:

@@ -786,15 +786,15 @@ class CollectionEngine:
     def get_one(self, key: Any, fields: Sequence[str]) -> list[Any] | None:
         """One live row's values in ``fields`` order as Python objects, None if absent.
 
-        The single-key lookup, written flat: range index, one cached block per field.
-        Falls back to :meth:`get` for rows still in the memtable or in a segment that
-        predates a field.
+        The single-key lookup, written flat (a get is a few microseconds, so every
+        call in it shows): range index, then one cached block per field. Falls back
+        to :meth:`get` for rows still in the memtable or in a segment that predates
+        a field.
         """
         with self.lock:
             self.refresh()
             if key in self.memtable.positions:
                 return _first_row(self.get([key], fields), fields)
-            primary_key = self.schema.primary_key
             candidates = self._segments_for(key, key)
             for segment in self.segments if candidates is None else candidates:
                 entry = segment.entry
@@ -804,26 +804,8 @@ class CollectionEngine:
                 position = reader.position(key)
                 if position < 0 or (segment.deleted is not None and segment.deleted[position]):
                     continue
-                block, i = divmod(position, reader.block_rows)
-                values = []
-                for name in fields:
-                    if name == primary_key:
-                        values.append(key)  # the row was found by it
-                        continue
-                    if name not in reader.columns:
-                        return _first_row(self.get([key], fields), fields)
-                    column, nulls = reader.read_block(name, block)
-                    if nulls is not None and nulls[i]:
-                        values.append(None)
-                    elif type(column) is TokenBlock:
-                        values.append(column.lists(i, i + 1)[0])
-                    elif type(column) is Ragged:
-                        values.append(column.row(i).tolist())
-                    elif column.ndim == 1:
-                        values.append(column.item(i))
-                    else:
-                        values.append(column[i].tolist())
-                return values
+                values = reader.row_values(position, fields, key)
+                return values if values is not None else _first_row(self.get([key], fields), fields)
             return None
 
     def _empty(self, fields: list[str]) -> Batch:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 import msgpack
@@ -226,6 +227,31 @@ class SegmentReader:
         keys = self.keys(block)
         i = int(np.searchsorted(keys, key))
         return block * self.block_rows + i if i < len(keys) and keys[i] == key else -1
+
+    def row_values(self, position: int, fields: Sequence[str], key: Any) -> list[Any] | None:
+        """Row ``position``'s values in ``fields`` order as Python objects (its key is ``key``);
+        None when a field is not in this segment (the caller reads it as null the general way)."""
+        block, i = divmod(position, self.block_rows)
+        primary_key = self.schema.primary_key
+        values = []
+        for name in fields:
+            if name == primary_key:
+                values.append(key)  # the row was found by it
+                continue
+            if name not in self.columns:
+                return None
+            column, nulls = self.read_block(name, block)
+            if nulls is not None and nulls[i]:
+                values.append(None)
+            elif type(column) is TokenBlock:
+                values.append(column.lists(i, i + 1)[0])
+            elif type(column) is Ragged:
+                values.append(column.row(i).tolist())
+            elif column.ndim == 1:
+                values.append(column.item(i))
+            else:
+                values.append(column[i].tolist())
+        return values
 
     def keys(self, block: int) -> np.ndarray:
         """Primary keys of one block, sorted."""

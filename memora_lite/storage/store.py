@@ -83,10 +83,10 @@ class Store:
 
     def engine(self, name: object) -> CollectionEngine:
         """The open engine of an existing collection; CollectionNotFoundError says what does exist."""
-        name = self._check_name(name)
-        engine = self.engines.get(name)
+        engine = self.engines.get(name) if type(name) is str else None  # every name in it was checked
         if engine is not None:
             return engine
+        name = self._check_name(name)
         names = self.names()
         if name not in names:
             where = f"project '{self.project}' in {self.root}"
