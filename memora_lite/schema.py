@@ -222,13 +222,17 @@ class Schema:
         encoder = self.row_encoder
         if encoder is None or type(rows) is not list or not rows:
             return None
-        values = []
-        for row in rows:
-            encoded = encoder.encode(row, 0)
-            if encoded is None:
-                return None
-            values.append(encoded[1])
-        return self.packed_rows_to_batch(values)
+        encoded = encoder.encode_batch(rows)
+        if encoded is None:
+            return None
+        columns: dict[str, Column] = {}
+        for f, values in zip(self.fields, encoded):
+            dtype = element_dtype(f)
+            if f.data_type is DataType.ARRAY:
+                columns[f.field_name] = Ragged(values[0].astype(dtype, copy=False), values[1])
+            else:
+                columns[f.field_name] = _scalar_column(values, dtype)
+        return Batch(columns, len(rows))
 
     def packed_rows_to_batch(self, rows: Sequence[Sequence[Any]]) -> Batch:
         """Rows made by :attr:`row_encoder` (values in field order, int arrays as bytes) as a Batch."""
@@ -242,10 +246,8 @@ class Schema:
                 np.cumsum(lengths, out=offsets[1:])
                 flat = np.frombuffer(b"".join(values), dtype=dtype.newbyteorder("<")).astype(dtype, copy=False)
                 columns[f.field_name] = Ragged(flat, offsets)
-            elif dtype == object:
-                columns[f.field_name] = object_array(values, len(values))
             else:
-                columns[f.field_name] = np.array(values, dtype=dtype)
+                columns[f.field_name] = _scalar_column(values, dtype)
         return Batch(columns, len(rows))
 
     # -- validation --------------------------------------------------------------------------------
@@ -352,6 +354,13 @@ def fast_path_spec(f: Field) -> tuple[Any, ...] | None:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+
+
+def _scalar_column(values: Any, dtype: np.dtype) -> np.ndarray:
+    """A column of checked scalar values (a list, or an int64 array from the row encoder) in ``dtype``."""
+    if dtype == object:
+        return object_array(values, len(values))
+    return np.asarray(values, dtype=dtype)
 
 
 def _is_sequence(value: Any) -> bool:

@@ -88,3 +88,52 @@ def test_the_encoder_agrees_with_the_general_path_on_every_row_it_accepts() -> N
 def test_a_schema_with_a_field_the_fast_path_cannot_take_has_no_encoder() -> None:
     schema = Schema.infer({"id": [0], "meta": [{"a": 1}]}, "id")  # JSON
     assert schema.row_encoder is None
+
+
+def test_batches_take_exactly_the_rows_the_one_row_encoder_takes_and_equal_the_general_path() -> None:
+    schema = Schema.infer({"id": [0], "x": [1], "f": [0.5], "s": ["a"], "b": [True], "t": [[1, 2]],
+                           "m": [[1, 0]]}, "id")
+    rng = np.random.default_rng(4)
+    good = [{"id": i, "x": int(rng.integers(-(2**63), 2**63 - 1)), "f": float(i) / 7, "s": f"s{i}é",
+             "b": bool(i % 2), "t": rng.integers(-128, 128, int(rng.integers(0, 9))).tolist(),
+             "m": [1] * (i % 4) + [0] * 3} for i in range(300)]
+    batch = schema.rows_to_batch_fast(good)
+    general, _ = schema.to_batch(good, "c")
+    assert batch is not None
+    for name in schema.names:
+        a, b = batch.columns[name], general.columns[name]
+        if hasattr(a, "to_lists"):
+            assert a.to_lists() == b.to_lists() and a.dtype == b.dtype
+            np.testing.assert_array_equal(a.offsets, b.offsets)
+        else:
+            assert a.tolist() == b.tolist() and a.dtype == b.dtype
+    one_row = schema.packed_rows_to_batch([schema.row_encoder.encode(r, 4)[1] for r in good])
+    for name in ("t", "m"):  # the one-row path packs the same values
+        np.testing.assert_array_equal(one_row.columns[name].values, batch.columns[name].values)
+    declined = [
+        {**good[0], "t": [1.5]}, {**good[0], "b": 1}, {**good[0], "t": [300]}, {**good[0], "t": (1,)},
+        {k: v for k, v in good[0].items() if k != "s"}, {**good[0], "extra": 0}, {**good[0], "x": 2**63},
+        {**good[0], "s": None}, [("id", 1)],
+    ]
+    for bad in declined:
+        assert schema.row_encoder.encode(bad, 4) is None
+        for where in (0, 150, 300):  # one bad row anywhere declines the whole batch
+            assert schema.rows_to_batch_fast([*good[:where], bad, *good[where:]]) is None, (bad, where)
+    assert schema.rows_to_batch_fast([]) is None and schema.rows_to_batch_fast(tuple(good)) is None
+
+
+def test_a_batch_whose_lists_grow_under_a_check_is_declined() -> None:
+    """A check of an "other" field is Python code; if it changes rows between the passes,
+    the encoder declines instead of trusting the lengths it measured."""
+    rows = [{"id": 1, "s": "a", "t": [1, 2]}, {"id": 2, "s": "b", "t": [3]}]
+
+    def grow(value: object) -> object:
+        rows[1]["t"].append(4)
+        return value
+
+    encoder = RowEncoder(("id", "s", "t"), [("int", *I64), ("other", grow), ("ints", -128, 127, 1, 10)], 0)
+    assert encoder.encode_batch(rows) is None
+    batch = [{"id": i, "s": "x", "t": [i]} for i in range(3)]
+    shrink = RowEncoder(("id", "s", "t"), [("int", *I64), ("other", lambda v: batch.pop() and v),
+                                            ("ints", -128, 127, 1, 10)], 0)
+    assert shrink.encode_batch(batch) is None  # the batch shrinks under the encoder: no read past its end
