@@ -404,3 +404,9 @@ def test_inconsistent_chunks_name_what_is_wrong() -> None:
 
 def test_kinds_are_the_documented_six() -> None:
     assert KINDS == ("fixed", "matrix", "tokens", "ragged", "strings", "objects")
+
+
+def test_documented_narrow_example_is_the_exact_bytes_written() -> None:
+    """docs/format.md#narrow shows these bytes; the layout may never change under them."""
+    name, data = encode_column(np.array([5, 7, 300]), "fixed", level=None)
+    assert (name, data.hex(" ")) == ("narrow", "05 00 00 00 00 00 00 00 02 00 00 02 00 27 01")
