@@ -96,7 +96,7 @@ class NoSQL:
                 return {"insert_count": 1, "ids": [stored[0]]}
         with self._lock:
             batch = engine.schema.rows_to_batch_fast(data) if engine is not None else None
-            if batch is not None:  # a list of plain rows: checked and packed in C, row by row
+            if batch is not None:  # a list of plain rows: checked and packed into columns in C
                 ids = engine.insert(batch, None)
                 return {"insert_count": len(ids), "ids": ids}
             engine, batch, grown = self._prepare(collection_name, data)
