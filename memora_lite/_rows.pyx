@@ -60,7 +60,7 @@ DEF RECORD_HEADER = 16  # u32 payload length, u32 type, u32 payload CRC, u32 CRC
 
 
 cdef class RowEncoder:
-    """Turns a one-row insert into its log record in one C pass: check, pack, frame.
+    r"""Turns a one-row insert into its log record in one C pass: check, pack, frame.
 
     ``specs`` holds one entry per field, in schema order: ``("int", low, high)``,
     ``("ints", low, high, size, capacity)`` or ``("other", check)``. :meth:`encode`
@@ -109,6 +109,21 @@ cdef class RowEncoder:
             else:
                 raise ValueError(f"unknown field spec {spec!r}")
 
+    cdef Py_ssize_t _measure(self, Py_ssize_t k, PyObject *item, long long *v) noexcept:
+        """Check ``item`` (borrowed, NULL when absent) as a value of field ``k``: -1 to decline it,
+        else an int list's length, or 0 (an int field's value is then in ``*v``)."""
+        cdef Py_ssize_t n
+        if item is NULL:
+            return -1
+        if self.kinds[k] == FIELD_INT:
+            return 0 if _plain_int(item, v) and self.lows[k] <= v[0] <= self.highs[k] else -1
+        if self.kinds[k] == FIELD_INTS:
+            if not PyList_CheckExact(<object>item):
+                return -1
+            n = PyList_GET_SIZE(<object>item)
+            return n if n <= self.capacities[k] else -1
+        return 0
+
     def encode(self, object row, uint32_t record_type):
         """``(key, values, record)`` for a row this encoder takes, else None."""
         cdef Py_ssize_t k, n, size = _array_header_size(self.n_fields)
@@ -123,19 +138,13 @@ cdef class RowEncoder:
         values = [None] * self.n_fields
         for k in range(self.n_fields):  # pass 1: check types and sizes, measure the payload
             item = PyDict_GetItem(row, self.names[k])
-            if item is NULL:
+            n = self._measure(k, item, &v)
+            if n < 0:
                 return None
             if self.kinds[k] == FIELD_INT:
-                if not _plain_int(item, &v) or v < self.lows[k] or v > self.highs[k]:
-                    return None
                 size += _int_size(v)
                 values[k] = <object>item
             elif self.kinds[k] == FIELD_INTS:
-                if not PyList_CheckExact(<object>item):
-                    return None
-                n = PyList_GET_SIZE(<object>item)
-                if n > self.capacities[k]:
-                    return None
                 size += _bin_header_size(n * self.sizes[k]) + n * self.sizes[k]
             else:
                 stored = self.checks[k](<object>item)
@@ -204,27 +213,17 @@ cdef class RowEncoder:
             if type(row) is not dict or PyDict_Size(row) != self.n_fields:
                 return None
             for k in range(self.n_fields):
-                item = PyDict_GetItem(row, self.names[k])
-                if item is NULL:
+                length = self._measure(k, PyDict_GetItem(row, self.names[k]), &v)
+                if length < 0:
                     return None
-                if self.kinds[k] == FIELD_INT:
-                    if not _plain_int(item, &v) or v < self.lows[k] or v > self.highs[k]:
-                        return None
-                elif self.kinds[k] == FIELD_INTS:
-                    if not PyList_CheckExact(<object>item):
-                        return None
-                    length = PyList_GET_SIZE(<object>item)
-                    if length > self.capacities[k]:
-                        return None
-                    totals[k] += length
+                totals[k] += length
         for k in range(self.n_fields):  # pass 2: one column at a time, each value looked up again
             # The checks of "other" fields are Python code: whatever they change is caught, never trusted.
             if self.kinds[k] == FIELD_INT:
                 column = np.empty(n, dtype=np.int64)
                 ints = column
                 for i in range(n):
-                    item = _value(rows, i, self.names[k], self.n_fields)
-                    if item is NULL or not _plain_int(item, &v) or v < self.lows[k] or v > self.highs[k]:
+                    if self._measure(k, _value(rows, i, self.names[k], self.n_fields), &v) < 0:
                         return None
                     ints[i] = v
                 columns[k] = column
@@ -236,10 +235,8 @@ cdef class RowEncoder:
                 offsets[0] = pos = 0
                 for i in range(n):
                     item = _value(rows, i, self.names[k], self.n_fields)
-                    if item is NULL or not PyList_CheckExact(<object>item):
-                        return None
-                    length = PyList_GET_SIZE(<object>item)
-                    if length > totals[k] - pos:
+                    length = self._measure(k, item, &v)
+                    if length < 0 or length > totals[k] - pos:
                         return None
                     if length and not _pack_list(<object>item, self.lows[k], self.highs[k], self.sizes[k],
                                                  <char *>&packed[pos * self.sizes[k]], length * self.sizes[k]):

@@ -137,3 +137,13 @@ def test_a_batch_whose_lists_grow_under_a_check_is_declined() -> None:
     shrink = RowEncoder(("id", "s", "t"), [("int", *I64), ("other", lambda v: batch.pop() and v),
                                             ("ints", -128, 127, 1, 10)], 0)
     assert shrink.encode_batch(batch) is None  # the batch shrinks under the encoder: no read past its end
+
+
+def test_the_compiled_module_examples_run() -> None:
+    """pytest's doctest collection does not import compiled modules: run their examples here."""
+    import doctest
+
+    import memora_lite._rows
+
+    result = doctest.testmod(memora_lite._rows)
+    assert result.attempted >= 10 and result.failed == 0
