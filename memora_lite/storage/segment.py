@@ -230,7 +230,18 @@ class SegmentReader:
 
     def row_values(self, position: int, fields: Sequence[str], key: Any) -> list[Any] | None:
         """Row ``position``'s values in ``fields`` order as Python objects (its key is ``key``);
-        None when a field is not in this segment (the caller reads it as null the general way)."""
+        None when a field is not in this segment (the caller reads it as null the general way).
+
+        >>> from memora_lite.columns import Batch, Ragged
+        >>> from memora_lite.schema import Schema
+        >>> from memora_lite.storage.fs import MemoryFileSystem
+        >>> fs = MemoryFileSystem(); fs.makedirs("/c")
+        >>> schema = Schema.infer({"id": [1], "t": [[1]]}, "id")
+        >>> t = Ragged.from_lists([[7, 0], [8, 9]], np.dtype(np.int64))
+        >>> _ = write_segment(fs, "/c/s.mls", Batch({"id": np.array([3, 5]), "t": t}, 2), schema)
+        >>> SegmentReader(fs, "/c/s.mls").row_values(1, ["t", "id"], 5)
+        [[8, 9], 5]
+        """
         block, i = divmod(position, self.block_rows)
         primary_key = self.schema.primary_key
         values = []
