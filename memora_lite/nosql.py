@@ -145,7 +145,7 @@ class NoSQL:
                 _check_filter(filter, collection_name)
                 keys = engine.query(filter, []).columns[engine.schema.primary_key].tolist()
             else:
-                keys = _keys(key, ids, collection_name)
+                keys = _keys(key, ids, collection_name, engine.schema)
             return {"delete_count": engine.delete(keys)}
 
     def flush(self, collection_name: str | None = None) -> None:
@@ -196,31 +196,36 @@ class NoSQL:
         if key is not None and output == "rows":
             names = engine.schema.name_tuple if output_fields is None else tuple(
                 _output_order(engine.schema, output_fields, collection_name))
-            values = engine.get_one(_key(key, collection_name), names)
+            values = engine.get_one(_key(key, collection_name, engine.schema), names)
             return {"data": [] if values is None else build_rows(Row, names, [[v] for v in values])}
-        keys = _keys(key, ids, collection_name)
+        keys = _keys(key, ids, collection_name, engine.schema)
         order = _output_order(engine.schema, output_fields, collection_name)
         batch = engine.get(keys, order)
         return {"data": to_numpy(batch, order) if output == "numpy" else to_rows(batch, order)}
 
 
-def _keys(key: Any, ids: Sequence[Any] | None, collection: str) -> list[Any]:
+def _keys(key: Any, ids: Sequence[Any] | None, collection: str, schema: Schema) -> list[Any]:
     keys = [key] if key is not None else ids
     if isinstance(keys, np.ndarray):
         keys = keys.tolist()
     if not isinstance(keys, (list, tuple)):
         raise InvalidArgumentError(f"collection '{collection}': ids= must be a list of primary keys, "
                           f"not {type(keys).__name__}")
-    return [_key(k, collection) for k in keys]
+    return [_key(k, collection, schema) for k in keys]
 
 
-def _key(key: Any, collection: str) -> Any:
-    """One primary key as a plain int or str."""
-    if type(key) is int or type(key) is str:
+def _key(key: Any, collection: str, schema: Schema) -> Any:
+    """One primary key as a plain int or str, of the type the collection's keys have."""
+    wanted = schema.key_type
+    if type(key) is wanted:
         return key
-    if isinstance(key, bool) or not isinstance(key, (int, str, np.integer)):
-        raise InvalidArgumentError(f"collection '{collection}': primary key {key!r} must be an int or a str")
-    return key.item() if isinstance(key, np.integer) else key
+    if isinstance(key, np.integer) and wanted is int:
+        return key.item()
+    if isinstance(key, wanted) and not isinstance(key, bool):
+        return key
+    kind = "an int" if wanted is int else "a str"
+    raise InvalidArgumentError(f"collection '{collection}': primary key {key!r} must be {kind}, as every key "
+                               f"of field '{schema.primary_key}' is")
 
 
 def _check_filter(filter: Any, collection: str) -> None:

@@ -97,6 +97,7 @@ class Schema:
     fields: tuple[Field, ...]
     inferred: bool = False
     pk_index: int = dataclass_field(init=False, compare=False, repr=False)
+    key_type: type = dataclass_field(init=False, compare=False, repr=False)  # int or str, as the key field holds
 
     def __post_init__(self) -> None:
         primaries = [f.field_name for f in self.fields if f.is_primary]
@@ -109,6 +110,8 @@ class Schema:
         object.__setattr__(self, "_by_name", {f.field_name: f for f in self.fields})
         object.__setattr__(self, "pk_index", next(i for i, f in enumerate(self.fields) if f.is_primary))
         object.__setattr__(self, "_names", tuple(names))  # read on every get: made once
+        key_field = self.fields[self.pk_index]
+        object.__setattr__(self, "key_type", str if key_field.data_type is DataType.VARCHAR else int)
 
     @property
     def primary_key(self) -> str:

@@ -116,6 +116,29 @@ def test_get_by_key_and_ids_keeps_the_order_asked(db: Memora) -> None:
     assert db.nosql.get("t", key=12345)["data"] == []
 
 
+def test_many_ids_spread_over_many_blocks_come_back_in_the_order_asked(client: Memora) -> None:
+    """A get of scattered ids touches one block per id; each block looks up only the ids it can hold."""
+    client.nosql.insert("m", [{"id": i, "v": [i % 7] * 3} for i in range(0, 20_000, 2)])
+    client.nosql.flush("m")
+    rng = np.random.default_rng(5)
+    asked = rng.integers(-5, 20_005, size=300).tolist()
+    got = client.nosql.get("m", ids=asked)["data"]
+    assert [r["id"] for r in got] == [k for k in asked if 0 <= k < 20_000 and k % 2 == 0]  # repeats repeat
+    assert all(r["v"] == [r["id"] % 7] * 3 for r in got)
+
+
+@pytest.mark.parametrize(("collection", "bad"), [("t", "5"), ("t", True), ("t", 1.0), ("s", 5)])
+def test_a_key_of_the_wrong_type_is_a_clear_error(client: Memora, collection: str, bad: Any) -> None:
+    client.nosql.insert("t", [{"id": 1, "x": 1}])
+    client.nosql.insert("s", [{"id": "a", "x": 1}])
+    good = 1 if collection == "t" else "a"
+    for call in (lambda: client.nosql.get(collection, key=bad), lambda: client.nosql.get(collection, ids=[good, bad]),
+                 lambda: client.nosql.delete(collection, ids=[bad])):
+        with pytest.raises(InvalidArgumentError, match=f"collection '{collection}': primary key {bad!r} must be"):
+            call()
+    assert client.nosql.query(collection, output_fields=["count(*)"])["data"][0]["count(*)"] == 1  # nothing deleted
+
+
 def test_numpy_output_is_columnar_in_stored_dtypes(client: Memora) -> None:
     ids = np.arange(100)
     tokens = np.random.default_rng(0).integers(0, 30_000, size=(100, 16))
