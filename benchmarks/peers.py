@@ -161,6 +161,10 @@ class Engine:
     def get(self, key: int) -> Mapping[str, Any]:
         raise NotImplementedError
 
+    def get_many(self, keys: Sequence[int]) -> Sequence[Mapping[str, Any]]:
+        """Rows by id, in the order asked. An engine with no batch lookup gets them one by one."""
+        return [self.get(k) for k in keys]
+
     def scan_numpy(self, batch: int) -> Iterator[Mapping[str, np.ndarray]]:
         raise NotImplementedError
 
@@ -204,6 +208,9 @@ class MemoraLite(Engine):
 
     def get(self, key: int) -> Mapping[str, Any]:
         return self.nosql.get(collection_name=COLLECTION, key=key)["data"][0]
+
+    def get_many(self, keys: Sequence[int]) -> Sequence[Mapping[str, Any]]:
+        return self.nosql.get(collection_name=COLLECTION, ids=keys)["data"]  # type: ignore[no-any-return]
 
     def count(self) -> int:
         return self.nosql.query(collection_name=COLLECTION, output_fields=["count(*)"])["data"][0]["count(*)"]
@@ -282,6 +289,14 @@ class SQLite(Engine):
                                      (key,)).fetchone()
         return {"input_ids": np.frombuffer(a, np.int32).tolist(), "attention_mask": np.frombuffer(m, np.int8).tolist(),
                 "start_token": s, "end_token": e}
+
+    def get_many(self, keys: Sequence[int]) -> Sequence[Mapping[str, Any]]:
+        marks = ", ".join("?" * len(keys))
+        found = {k: (a, m, s, e) for k, a, m, s, e in self.db.execute(
+            f"SELECT id, input_ids, attention_mask, start_token, end_token FROM t WHERE id IN ({marks})", keys)}
+        fb = np.frombuffer
+        return [{"input_ids": fb(a, np.int32).tolist(), "attention_mask": fb(m, np.int8).tolist(),
+                 "start_token": s, "end_token": e} for a, m, s, e in (found[k] for k in keys if k in found)]
 
     def scan_numpy(self, batch: int) -> Iterator[Mapping[str, np.ndarray]]:
         cursor = self.db.execute("SELECT id, input_ids, attention_mask, start_token, end_token FROM t ORDER BY id")
@@ -461,6 +476,9 @@ class NpyMemmap(Engine):
     def get(self, key: int) -> Mapping[str, Any]:
         return {"input_ids": self.ids[key].tolist(), "attention_mask": self.mask[key].tolist(),
                 "start_token": int(self.starts[key]), "end_token": int(self.ends[key])}
+
+    def get_many(self, keys: Sequence[int]) -> Sequence[Mapping[str, Any]]:
+        return [_numpy_row({f: a[keys] for f, a in self.arrays.items()}, i) for i in range(len(keys))]
 
     def scan_numpy(self, batch: int) -> Iterator[Mapping[str, np.ndarray]]:
         for lo in range(0, self.n, batch):
@@ -685,6 +703,10 @@ class HFDatasets(Engine):
     def get(self, key: int) -> Mapping[str, Any]:
         return self.py[key]
 
+    def get_many(self, keys: Sequence[int]) -> Sequence[Mapping[str, Any]]:
+        cols = _table_numpy(self.arrow[list(keys)])
+        return [_numpy_row(cols, i) for i in range(len(keys))]
+
     def scan_numpy(self, batch: int) -> Iterator[Mapping[str, np.ndarray]]:
         for table in self.ds.with_format("arrow").iter(batch_size=batch):
             yield _table_numpy(table, with_id=True)
@@ -740,6 +762,10 @@ class Lance(Engine):
 
     def get(self, key: int) -> Mapping[str, Any]:
         return _numpy_row(_table_numpy(self.ds.take([key], columns=FIELDS)), 0)
+
+    def get_many(self, keys: Sequence[int]) -> Sequence[Mapping[str, Any]]:
+        cols = _table_numpy(self.ds.take(list(keys), columns=FIELDS))
+        return [_numpy_row(cols, i) for i in range(len(keys))]
 
     def scan_numpy(self, batch: int) -> Iterator[Mapping[str, np.ndarray]]:
         for record_batch in self.ds.to_batches(columns=["id", *FIELDS], batch_size=batch, scan_in_order=True):
@@ -812,7 +838,14 @@ class MilvusLite(Engine):
         return _milvus_columns(self._query(lo, hi, FIELDS))
 
     def get(self, key: int) -> Mapping[str, Any]:
-        r = self.client.get(COLLECTION, ids=[key], output_fields=FIELDS)[0]
+        return self._row(self.client.get(COLLECTION, ids=[key], output_fields=FIELDS)[0])
+
+    def get_many(self, keys: Sequence[int]) -> Sequence[Mapping[str, Any]]:
+        found = {r["id"]: r for r in self.client.get(COLLECTION, ids=list(keys), output_fields=FIELDS)}
+        return [self._row(found[k]) for k in keys if k in found]
+
+    @staticmethod
+    def _row(r: Mapping[str, Any]) -> dict[str, Any]:
         return {f: list(r[f]) if f in ("input_ids", "attention_mask") else r[f] for f in FIELDS}
 
     def scan_numpy(self, batch: int) -> Iterator[Mapping[str, np.ndarray]]:

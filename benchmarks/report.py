@@ -76,8 +76,10 @@ COLUMNS: list[tuple[str, str]] = [
     ("size", "bytes on disk per row"),
     ("rss", "RSS over baseline"),
 ]
-EXTRA_COLUMNS: list[tuple[str, str]] = [("scan_np", "full scan into numpy"), ("open", "open + first query")]
-THROUGHPUTS = ("fillrow", "fillbulk_rows", "fillbulk_numpy", "readrange_py", "readrange_np", "readrandom", "scan_np")
+EXTRA_COLUMNS: list[tuple[str, str]] = [("readbatch", "32 random ids per get"), ("scan_np", "full scan into numpy"),
+                                        ("open", "open + first query")]
+THROUGHPUTS = ("fillrow", "fillbulk_rows", "fillbulk_numpy", "readrange_py", "readrange_np", "readrandom", "readbatch",
+               "scan_np")
 
 # The goals for memora_lite: (figure, goal text, test).
 GOALS: list[tuple[str, str, Callable[[float], bool]]] = [

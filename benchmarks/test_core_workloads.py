@@ -16,6 +16,7 @@ of a fresh client, caches cold, the OS page cache warm. Rounds keep no batch.
 * ``readrange_py``: consecutive 50-row id ranges as Python lists (the guide's ``fetch_batch``).
 * ``readrange_np``: consecutive 1,024-row id ranges into numpy arrays.
 * ``readrandom``: one row by id, at random ids.
+* ``readbatch``: 32 rows by id per call, at random ids (a random sampler's batch).
 * ``scan_np``: every row, streamed as 4,096-row numpy batches.
 * ``size``: bytes on disk per row; ``open_and_first_query``: open a closed store, read 50 rows;
   ``scan_memory``: RSS over baseline while a fresh process scans the store into numpy.
@@ -47,6 +48,7 @@ ROUNDS = 3  # rounds per measured benchmark (the median is reported)
 RANGE_ROWS = 50  # the guide's batch size
 NUMPY_RANGE_ROWS = 1_024
 RANDOM_GETS = 5_000
+BATCH_IDS = 32
 SCAN_BATCH = 4_096
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -209,6 +211,23 @@ def test_readrandom(benchmark: Any, engine: type[Engine], squad: Squad, filled: 
         row, want = filled.get(k), squad.rows[k]
         assert [row[f] for f in FIELDS] == [want[f] for f in FIELDS], f"get({k}) differs"
     _record(benchmark, "readrandom", engine.name, rows=len(keys), calls=len(keys))
+
+
+def test_readbatch(benchmark: Any, engine: type[Engine], squad: Squad, filled: Engine) -> None:
+    """32 rows by id per call (``get(ids=...)``), at uniformly random ids, in the order asked."""
+    count = _rows(benchmark, engine, "readrandom", min(RANDOM_GETS, squad.n))
+    keys = np.random.default_rng(8).integers(0, squad.n, count).tolist()
+    batches = [keys[i : i + BATCH_IDS] for i in range(0, len(keys), BATCH_IDS)]
+
+    def run() -> None:
+        for batch in batches:
+            filled.get_many(batch)
+
+    benchmark.pedantic(run, setup=filled.reopen, rounds=_rounds(benchmark), iterations=1)
+    for batch in batches:
+        got = filled.get_many(batch)
+        assert [[row[f] for f in FIELDS] for row in got] == [[squad.rows[k][f] for f in FIELDS] for k in batch]
+    _record(benchmark, "readbatch", engine.name, rows=len(keys), calls=len(batches))
 
 
 def _scan_sums(squad: Squad) -> tuple[int, int, int]:

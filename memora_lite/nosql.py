@@ -26,7 +26,7 @@ import numpy as np
 from memora_lite._rows import build_rows
 from memora_lite.errors import DuplicateIdError, InvalidArgumentError, InvalidNameError
 from memora_lite.models import Field
-from memora_lite.results import Row, rows_from_columns, to_numpy, to_rows
+from memora_lite.results import Row, rows_from_columns, to_numpy
 from memora_lite.schema import Schema
 from memora_lite.storage.engine import CollectionEngine
 from memora_lite.storage.store import Store
@@ -193,15 +193,19 @@ class NoSQL:
             raise InvalidArgumentError(f"get on '{collection_name}' takes exactly one of key= or ids=")
         if output not in OUTPUTS:
             raise InvalidArgumentError(f"get on '{collection_name}': output={output!r}; use 'rows' or 'numpy'")
-        if key is not None and output == "rows":
+        if output == "rows":  # row by row: a row costs the same wherever its key lies
             names = engine.schema.name_tuple if output_fields is None else tuple(
                 _output_order(engine.schema, output_fields, collection_name))
-            values = engine.get_one(_key(key, collection_name, engine.schema), names)
-            return {"data": [] if values is None else build_rows(Row, names, [[v] for v in values])}
+            if key is not None:
+                values = engine.get_one(_key(key, collection_name, engine.schema), names)
+                found = [] if values is None else [values]
+            else:
+                found = engine.get_rows(_keys(None, ids, collection_name, engine.schema), names)
+            columns = [list(column) for column in zip(*found)] if found else [[] for _ in names]
+            return {"data": build_rows(Row, names, columns)}
         keys = _keys(key, ids, collection_name, engine.schema)
         order = _output_order(engine.schema, output_fields, collection_name)
-        batch = engine.get(keys, order)
-        return {"data": to_numpy(batch, order) if output == "numpy" else to_rows(batch, order)}
+        return {"data": to_numpy(engine.get(keys, order), order)}
 
 
 def _keys(key: Any, ids: Sequence[Any] | None, collection: str, schema: Schema) -> list[Any]:

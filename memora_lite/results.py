@@ -65,11 +65,6 @@ def rows_from_columns(columns: dict[str, list[Any]], order: Sequence[str]) -> li
     return build_rows(Row, names, [columns[n] for n in names])  # type: ignore[no-any-return]
 
 
-def to_rows(batch: Batch, order: Sequence[str]) -> list[Row]:
-    """Rows of ``batch``; dict keys in ``order`` (which includes every column)."""
-    return rows_from_columns(to_lists(batch, order), order)
-
-
 def to_numpy(batch: Batch, order: Sequence[str]) -> dict[str, np.ndarray]:
     """One array per field: fixed-length int arrays as 2-D arrays in the stored dtype.
 

@@ -808,6 +808,15 @@ class CollectionEngine:
                 return values if values is not None else _first_row(self.get([key], fields), fields)
             return None
 
+    def get_rows(self, keys: Sequence[Any], fields: Sequence[str]) -> list[list[Any]]:
+        """Live rows with these keys, in the order asked (missing keys skipped), each as its values
+        in ``fields`` order: one :meth:`get_one` per key. On 32 scattered keys that is several
+        times faster than :meth:`get`, which pays per block and per column for every row, and
+        no slower on contiguous keys (``benchmarks``, workload ``readbatch``)."""
+        with self.lock:
+            rows = (self.get_one(key, fields) for key in keys)
+            return [row for row in rows if row is not None]
+
     def _empty(self, fields: list[str]) -> Batch:
         return Batch({n: null_column(self.schema.field(n), 0)[0] for n in fields}, 0)
 
