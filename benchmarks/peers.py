@@ -16,6 +16,8 @@ verb                           what it does
                                position: ``[input_ids list, attention_mask list, start, end]``
 ``read_range_numpy(lo, hi)``   the same rows as a dict of numpy arrays (2-D for the arrays)
 ``get(key)``                   one row by id, as a mapping with the four fields
+``get_many(keys)``             rows by id in the order asked (a random sampler's batch); an
+                               engine without a batch lookup gets them one by one
 ``scan_numpy(batch)``          every row, as dicts of numpy arrays (``id`` included), streamed
 ``bytes_on_disk()``            bytes of every file in the folder
 ``close()`` / ``open()``       release and reopen the store (``reopen()`` does both)
