@@ -669,7 +669,8 @@ class CollectionEngine:
         ``output="rows"``: a list of Python values per field (None where null);
         ``"numpy"``: an array per field the caller owns (see :func:`~memora_lite.results.to_numpy`).
         A read of one key range that needs no merging is answered straight from the
-        cached blocks (:meth:`_read_span`); any other read goes through :meth:`query`.
+        cached blocks (:meth:`_read_span`), a list of keys (``id in [...]``) key by key
+        (:meth:`get_rows`); any other read goes through :meth:`query`.
         """
         with self.lock:
             self.refresh()
@@ -680,6 +681,12 @@ class CollectionEngine:
                 columns = self._read_span(span, fields, limit, offset, output)
                 if columns is not None:
                     return columns
+            if key_plan.exact and key_plan.ranges == [] and output == "rows" and key_plan.points and all(
+                    type(k) is self.schema.key_type for k in key_plan.points):
+                # 'id in [...]' / 'id == k': the keys are the answer, in order; read row by row as get does.
+                found = self.get_rows(key_plan.points, fields)
+                found = found[offset:] if limit is None else found[offset : offset + limit]
+                return {name: [row[i] for row in found] for i, name in enumerate(fields)}
             batch = self._query(expr, key_plan, fields, limit, offset)
             return to_numpy(batch, fields) if output == "numpy" else to_lists(batch, fields)
 

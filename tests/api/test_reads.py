@@ -225,6 +225,24 @@ def test_gets_by_key_equal_the_general_path(client: Memora) -> None:
     assert client.nosql.get("g", key=4)["data"] == []
 
 
+def test_key_list_filters_read_row_by_row_and_equal_the_general_path(db: Memora) -> None:
+    """``id in [...]`` and ``id == k`` are answered key by key (``get_rows``) when the keys alone
+    decide the filter; rows, order, windows and every field must equal the general path's."""
+    engine = db.nosql._store.engine("t")
+    db.nosql.delete("t", ids=[5, 6])
+    fields = ["tokens", "word", "meta", "score", "id"]
+    rng = np.random.default_rng(9)
+    filters = ["id == 17", "id == 5", "id in [2499, 0, 77777, 1200, 6, 1200]", "id in []",
+               f"id in {rng.integers(-5, N + 5, 200).tolist()}", "id in [1, 2.0]", "id in [3, 1] or id > 2495",
+               "id in [3, 1] and score > 0"]
+    for text in filters:
+        for limit, offset in ((None, 0), (2, 1), (0, 0), (None, 150)):
+            general = to_lists(engine.query(text, fields, limit, offset), fields)
+            assert engine.read(text, fields, limit, offset, "rows") == general, (text, limit, offset)
+    got = db.nosql.query("t", filter="id in [7, 3, 9999]", output_fields=["count"])["data"]
+    assert [r["id"] for r in got] == [3, 7]  # ascending key order, whatever order the filter lists
+
+
 def test_range_reads_straight_from_blocks_equal_the_general_path(client: Memora) -> None:
     """``engine.read`` answers a pure key range from cached blocks (``_read_span``) when nothing
     needs merging; it must give exactly what the general path gives, rows and numpy alike,
