@@ -105,30 +105,13 @@ def unpack(
     """
     if elem_size not in _WIDTHS or len(out) % elem_size:
         raise ValueError(f"out must hold whole elements of 1, 2, 4 or 8 bytes, not {elem_size}")
-    status, arrays = _parse(body, header, width)
+    # As mlite_tokens_unpack: check the whole body, then decode every row as unpack_rows does.
+    status = check(body, header, width)
     if status != OK:
         return status
-    lengths, kept, runs, stored = arrays
     if len(out) // elem_size != header.n_values:
         return E_OUT
-    base = header.base
-    if hi < base or lo > hi:
-        if header.n_values:
-            return E_RANGE
-    else:
-        low, high = max(lo - base, 0), hi - base
-        for used in (stored, runs[lengths > kept]):
-            if used.size and (int(used.min()) < low or int(used.max()) > high):
-                return E_RANGE
-    counts = lengths.astype(np.int64)
-    starts = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(counts, out=starts[1:])
-    decoded = np.repeat(runs, counts)
-    decoded[_row_positions(starts, counts) < np.repeat(kept.astype(np.int64), counts)] = stored
-    out.view(f"=u{elem_size}")[:] = decoded + np.uint64(base % _U64)
-    if offsets is not None:
-        offsets[:] = starts
-    return OK
+    return unpack_rows(body, header, 0, header.n_rows, 0, width, out, elem_size, lo, hi, offsets)
 
 
 def unpack_rows(
@@ -238,7 +221,7 @@ def index(body: Any, header: Any, starts: np.ndarray, kept_starts: np.ndarray) -
     status, arrays = _parse(body, header, -1)
     if status != OK:
         return status, -1
-    lengths, kept, _, _ = arrays
+    lengths, kept = arrays
     starts[0] = kept_starts[0] = 0
     np.cumsum(lengths.astype(np.int64), out=starts[1:])
     np.cumsum(kept.astype(np.int64), out=kept_starts[1:])
@@ -272,7 +255,7 @@ def _row_positions(offsets: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 
 def _parse(body: Any, header: Any, width: int) -> tuple[int, tuple[np.ndarray, ...]]:
-    """Status of ``body`` and, when OK, its arrays as uint64: lengths, kept, runs, kept values."""
+    """Status of ``body`` and, when OK, its row lengths and kept lengths as uint64."""
     n, w, lw = header.n_rows, header.w, header.lw
     if w not in _WIDTHS or lw not in _WIDTHS:
         return E_WIDTH, ()
@@ -288,8 +271,7 @@ def _parse(body: Any, header: Any, width: int) -> tuple[int, tuple[np.ndarray, .
         return E_KEPT_SUM, ()
     if width >= 0 and np.any(lengths != width):
         return E_DENSE, ()
-    runs = np.frombuffer(body, dtype=f"<u{w}", count=n, offset=2 * n * lw).astype(np.uint64)
-    return OK, (lengths, kept, runs, _kept_values(body, header, 0, header.n_kept))
+    return OK, (lengths, kept)
 
 
 def _kept_values(body: Any, header: Any, first: int, count: int) -> np.ndarray:
