@@ -198,10 +198,9 @@ class NoSQL:
                 _output_order(engine.schema, output_fields, collection_name))
             if key is not None:
                 values = engine.get_one(_key(key, collection_name, engine.schema), names)
-                found = [] if values is None else [values]
+                columns = [[v] for v in values] if values is not None else [[] for _ in names]
             else:
-                found = engine.get_rows(_keys(None, ids, collection_name, engine.schema), names)
-            columns = [list(column) for column in zip(*found)] if found else [[] for _ in names]
+                columns = engine.get_columns(_keys(None, ids, collection_name, engine.schema), names)
             return {"data": build_rows(Row, names, columns)}
         keys = _keys(key, ids, collection_name, engine.schema)
         order = _output_order(engine.schema, output_fields, collection_name)

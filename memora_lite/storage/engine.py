@@ -670,7 +670,7 @@ class CollectionEngine:
         ``"numpy"``: an array per field the caller owns (see :func:`~memora_lite.results.to_numpy`).
         A read of one key range that needs no merging is answered straight from the
         cached blocks (:meth:`_read_span`), a list of keys (``id in [...]``) key by key
-        (:meth:`get_rows`); any other read goes through :meth:`query`.
+        (:meth:`get_columns`); any other read goes through :meth:`query`.
         """
         with self.lock:
             self.refresh()
@@ -684,9 +684,8 @@ class CollectionEngine:
             if key_plan.exact and key_plan.ranges == [] and output == "rows" and key_plan.points and all(
                     type(k) is self.schema.key_type for k in key_plan.points):
                 # 'id in [...]' / 'id == k': the keys are the answer, in order; read row by row as get does.
-                found = self.get_rows(key_plan.points, fields)
-                found = found[offset:] if limit is None else found[offset : offset + limit]
-                return {name: [row[i] for row in found] for i, name in enumerate(fields)}
+                window = slice(offset, None if limit is None else offset + limit)
+                return {name: column[window] for name, column in zip(fields, self.get_columns(key_plan.points, fields))}
             batch = self._query(expr, key_plan, fields, limit, offset)
             return to_numpy(batch, fields) if output == "numpy" else to_lists(batch, fields)
 
@@ -815,14 +814,14 @@ class CollectionEngine:
                 return values if values is not None else _first_row(self.get([key], fields), fields)
             return None
 
-    def get_rows(self, keys: Sequence[Any], fields: Sequence[str]) -> list[list[Any]]:
-        """Live rows with these keys, in the order asked (missing keys skipped), each as its values
-        in ``fields`` order: one :meth:`get_one` per key. On 32 scattered keys that is several
-        times faster than :meth:`get`, which pays per block and per column for every row, and
-        no slower on contiguous keys (``benchmarks``, workload ``readbatch``)."""
+    def get_columns(self, keys: Sequence[Any], fields: Sequence[str]) -> list[list[Any]]:
+        """Live rows with these keys, in the order asked (missing keys skipped), as one list of
+        Python values per field of ``fields``: one :meth:`get_one` per key. On 32 scattered keys
+        that is several times faster than :meth:`get`, which pays per block and per column for
+        every row, and no slower on contiguous keys (``benchmarks``, workload ``readbatch``)."""
         with self.lock:
-            rows = (self.get_one(key, fields) for key in keys)
-            return [row for row in rows if row is not None]
+            rows = [row for row in (self.get_one(key, fields) for key in keys) if row is not None]
+        return [list(column) for column in zip(*rows)] if rows else [[] for _ in fields]
 
     def _empty(self, fields: list[str]) -> Batch:
         return Batch({n: null_column(self.schema.field(n), 0)[0] for n in fields}, 0)

@@ -226,7 +226,7 @@ def test_gets_by_key_equal_the_general_path(client: Memora) -> None:
 
 
 def test_key_list_filters_read_row_by_row_and_equal_the_general_path(db: Memora) -> None:
-    """``id in [...]`` and ``id == k`` are answered key by key (``get_rows``) when the keys alone
+    """``id in [...]`` and ``id == k`` are answered key by key (``get_columns``) when the keys alone
     decide the filter; rows, order, windows and every field must equal the general path's."""
     engine = db.nosql._store.engine("t")
     db.nosql.delete("t", ids=[5, 6])
