@@ -207,8 +207,12 @@ def _raise_status(status: int) -> None:
 
 
 @functools.cache
-def _int_range(dtype: np.dtype) -> tuple[int, int]:
-    """The values ``dtype`` holds, clipped to int64 (every stored value is an int64)."""
+def int_range(dtype: np.dtype) -> tuple[int, int]:
+    """The values ``dtype`` holds, clipped to int64 (every stored value is an int64).
+
+    >>> int_range(np.dtype(np.uint64))
+    (0, 9223372036854775807)
+    """
     if dtype.kind not in "iu" or not dtype.isnative:
         raise TypeError(f"token values decode to a native-order integer dtype, not {dtype}")
     info = np.iinfo(dtype)
@@ -321,7 +325,7 @@ class TokenCodec:
         memora_lite.errors.CodecError: tokens1 block: a stored value does not fit the requested dtype
         """
         dtype = np.dtype(dtype)
-        lo, hi = _int_range(dtype)
+        lo, hi = int_range(dtype)
         header, body = _open(buf)
         # Lengths are checked against the body before n_values decides an allocation.
         _raise_status(self.kernels.check(body, header, -1))
@@ -353,7 +357,7 @@ class TokenCodec:
             raise TypeError("out must be a 2-D numpy array of shape (rows, width)")
         if not (out.flags.c_contiguous and out.flags.writeable):
             raise ValueError("out must be C-contiguous and writable")
-        lo, hi = _int_range(out.dtype)
+        lo, hi = int_range(out.dtype)
         header, body = _open(buf)
         rows, width = out.shape
         if header.n_rows != rows:
@@ -429,7 +433,7 @@ class TokenBlock:
     def _unpack(self, start: int, stop: int, width: int, out: np.ndarray, offsets: np.ndarray | None) -> None:
         if not 0 <= start <= stop <= self.header.n_rows:
             raise IndexError(f"rows {start}..{stop} of a {self.header.n_rows}-row tokens1 block")
-        lo, hi = _int_range(out.dtype)
+        lo, hi = int_range(out.dtype)
         status = self.kernels.unpack_rows(self.body, self.header, start, stop - start, int(self.kept_starts[start]),
                                           width, out.reshape(-1).view(np.uint8), out.itemsize, lo, hi, offsets)
         _raise_status(status)

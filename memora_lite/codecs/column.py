@@ -29,7 +29,6 @@ np.int64(0)
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 import struct
@@ -44,6 +43,7 @@ from memora_lite.codecs.backend import (
     TokenBlock,
     decode_tokens,
     encode_tokens,
+    int_range,
     open_block,
     zstd_compress,
     zstd_decompress,
@@ -226,7 +226,7 @@ def _decode_narrow(buf: memoryview, rows: int, kind: str, dtype: np.dtype, dim: 
         raise CodecError(f"narrow column: {len(buf)} bytes where {rows} rows of {width} bytes need "
                          f"{_NARROW_HEADER.size + rows * width}")
     stored = np.frombuffer(buf, f"<u{width}", rows, _NARROW_HEADER.size)
-    lo, hi = _bounds(dtype)
+    lo, hi = int_range(dtype)  # narrow holds int64 values only: the clipped range is the one to check
     if base < lo or base + (1 << 8 * width) - 1 > hi:  # the width alone does not bound them: look
         top = base + (int(stored.max()) if rows else 0)
         if base < lo or top > hi:
@@ -235,12 +235,6 @@ def _decode_narrow(buf: memoryview, rows: int, kind: str, dtype: np.dtype, dim: 
     if base:
         np.add(values, base, out=values)  # wraps where astype wrapped: the sums are in range
     return values
-
-
-@functools.cache
-def _bounds(dtype: np.dtype) -> tuple[int, int]:
-    info = np.iinfo(dtype)
-    return int(info.min), int(info.max)
 
 
 def _encode_matrix(column: Column, level: int | None) -> tuple[str, bytes]:

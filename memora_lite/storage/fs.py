@@ -261,7 +261,7 @@ _forks_seen = 0  # forks between this process and the one that imported this mod
 
 def forks_seen() -> int:
     """How many forks lie between this process and the one that imported memora_lite: state
-    made before a fork (a writer's log, a read-ahead thread) is recognised by it in the child."""
+    made before a fork (a writer's log) is recognised by it in the child."""
     return _forks_seen
 
 
