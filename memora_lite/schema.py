@@ -207,8 +207,7 @@ class Schema:
         """
         if "_row_encoder" not in self.__dict__:
             specs = [fast_path_spec(f) for f in self.fields]
-            names = tuple(f.field_name for f in self.fields)
-            encoder = None if any(s is None for s in specs) else RowEncoder(names, specs, self.pk_index)
+            encoder = None if any(s is None for s in specs) else RowEncoder(self.name_tuple, specs, self.pk_index)
             object.__setattr__(self, "_row_encoder", encoder)
         return self.__dict__["_row_encoder"]  # type: ignore[no-any-return]
 

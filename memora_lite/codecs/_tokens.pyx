@@ -305,19 +305,24 @@ cdef int _fill_list(list row, const int64_t *values, Py_ssize_t n) except -1:
 def build_lists(const int64_t[::1] values, const int64_t[::1] offsets) -> list:
     """Rows of a flat int64 array as Python lists of ints."""
     cdef Py_ssize_t n = offsets.shape[0] - 1, i
-    cdef list out, row
     if n < 0 or offsets[0] != 0 or offsets[n] != values.shape[0]:
         raise ValueError("offsets must start at 0 and end at len(values)")
     for i in range(n):
         if offsets[i + 1] < offsets[i]:
             raise ValueError("offsets must not decrease")
-    out = PyList_New(n)
+    return _lists(<const int64_t *>&values[0] if values.shape[0] else <const int64_t *>_EMPTY, &offsets[0], n)
+
+
+cdef list _lists(const int64_t *values, const int64_t *offsets, Py_ssize_t n):
+    """Rows ``values[offsets[i]:offsets[i + 1]]`` as Python lists (offsets checked by the caller)."""
+    cdef Py_ssize_t i
+    cdef list out = PyList_New(n), row
     for i in range(n):
         row = PyList_New(offsets[i + 1] - offsets[i])
         Py_INCREF(row)
         PyList_SET_ITEM(out, i, row)  # in the outer list first: a failure below frees it with the list
         if offsets[i + 1] > offsets[i]:
-            _fill_list(row, &values[offsets[i]], offsets[i + 1] - offsets[i])
+            _fill_list(row, values + offsets[i], offsets[i + 1] - offsets[i])
     return out
 
 
@@ -334,8 +339,6 @@ def unpack_lists(const uint8_t[::1] body, object header, uint64_t first, uint64_
     cdef int64_t *values
     cdef int64_t *offsets
     cdef int status
-    cdef Py_ssize_t i
-    cdef list out, row
     if count > h.n_rows or n_values > h.n_values:
         return MLITE_E_BODY_STATUS, None
     values = <int64_t *>PyMem_Malloc((n_values + count + 1) * sizeof(int64_t))
@@ -348,13 +351,6 @@ def unpack_lists(const uint8_t[::1] body, object header, uint64_t first, uint64_
                                               n_values, 8, INT64_MIN, INT64_MAX, offsets)
         if status:
             return status, None
-        out = PyList_New(count)
-        for i in range(<Py_ssize_t>count):
-            row = PyList_New(offsets[i + 1] - offsets[i])
-            Py_INCREF(row)
-            PyList_SET_ITEM(out, i, row)
-            if offsets[i + 1] > offsets[i]:
-                _fill_list(row, values + offsets[i], offsets[i + 1] - offsets[i])
-        return 0, out
+        return 0, _lists(values, offsets, count)
     finally:
         PyMem_Free(values)
