@@ -28,9 +28,11 @@ is recorded per block, so old segments keep decoding when new encodings arrive.
 
 from __future__ import annotations
 
+import os
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import msgpack
@@ -48,6 +50,12 @@ CachedBlock = tuple[Column | TokenBlock, np.ndarray | None]  # one column's bloc
 DEFAULT_CACHE_BYTES = 64 << 20  # opened blocks kept; scans bypass it, so this bounds what gets and short reads keep
 # zstd level 1: token blocks come out as small as at 3 and decompress ~30% faster (docs/format.md#measurements)
 SEGMENT_CODEC_LEVEL = 1
+# Blocks encode on this many threads: the token kernels and zstd release the GIL, so a flush
+# uses every core it may run on (capped: past 4 the file write and the Python glue dominate).
+ENCODE_THREADS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+# A segment with fewer blocks than this encodes on the calling thread: starting threads costs
+# more than a few small blocks take (a unit test's store writes segments of a handful of rows).
+PARALLEL_MIN_BLOCKS = 8
 
 
 def write_segment(
@@ -62,30 +70,31 @@ def write_segment(
     parts = [SEGMENT_MAGIC]
     offset = len(SEGMENT_MAGIC)
 
-    def add(blob: bytes) -> list[int]:
+    def add(blob: bytes, crc: int) -> list[int]:
         nonlocal offset
-        entry = [offset, len(blob), masked_crc(blob)]
+        entry = [offset, len(blob), crc]
         parts.append(blob)
         offset += len(blob)
         return entry
 
     starts = list(range(0, n, block_rows)) or [0]
+    spans = [slice(start, min(start + block_rows, n)) for start in starts]  # views of the rows, not copies
+    tasks = [(batch.columns[f.field_name], column_kind(f), rows) for f in schema.fields for rows in spans]
+    encoded = iter(_encode_blocks(tasks))
     columns: dict[str, Any] = {}
     for f in schema.fields:
         name = f.field_name
-        kind = column_kind(f)
-        column = batch.columns[name]
         null_mask = batch.null_mask(name)
         blocks, nulls = [], []
-        for start in starts:
-            rows = slice(start, min(start + block_rows, n))  # a view of the block's rows, not a copy
-            encoding, blob = codecs.encode_column(take(column, rows), kind, SEGMENT_CODEC_LEVEL)
-            blocks.append([encoding, *add(blob)])
+        for rows in spans:
+            encoding, blob, crc = next(encoded)
+            blocks.append([encoding, *add(blob, crc)])
             if null_mask is not None and null_mask[rows].any():
-                nulls.append(add(np.packbits(null_mask[rows], bitorder="little").tobytes()))
+                bits = np.packbits(null_mask[rows], bitorder="little").tobytes()
+                nulls.append(add(bits, masked_crc(bits)))
             else:
                 nulls.append(None)
-        columns[name] = {"kind": kind, "blocks": blocks, "nulls": nulls}
+        columns[name] = {"kind": column_kind(f), "blocks": blocks, "nulls": nulls}
     first_keys = [_plain(keys[s]) for s in starts] if n else []
     footer = msgpack.packb(
         {
@@ -103,6 +112,32 @@ def write_segment(
     parts.append(SEGMENT_TRAILER.pack(offset, len(footer), masked_crc(footer), SEGMENT_MAGIC))
     fs.write_file(path, b"".join(parts))
     return (first_keys[0], _plain(keys[-1])) if n else (None, None)
+
+
+def _encode_blocks(tasks: list[tuple[Column, str, slice]]) -> list[tuple[str, bytes, int]]:
+    """Each ``(column, kind, rows)`` block encoded and compressed, with its checksum, in task order.
+
+    Thread ``k`` of ``ENCODE_THREADS`` takes tasks ``k, k + threads, ...``: one future per
+    thread rather than per block, and the heavy token blocks spread over all threads.
+    """
+    def encode(share: list[tuple[Column, str, slice]]) -> list[tuple[str, bytes, int]]:
+        out = []
+        for column, kind, rows in share:
+            encoding, blob = codecs.encode_column(take(column, rows), kind, SEGMENT_CODEC_LEVEL)
+            out.append((encoding, blob, masked_crc(blob)))
+        return out
+
+    threads = ENCODE_THREADS if len(tasks) >= PARALLEL_MIN_BLOCKS else 1
+    if threads == 1:
+        return encode(tasks)
+    # A pool per segment, not one kept for the process: a forked child would inherit a pool
+    # whose threads did not survive the fork.
+    with ThreadPoolExecutor(threads, thread_name_prefix="memora-encode") as pool:
+        shares = list(pool.map(encode, [tasks[k::threads] for k in range(threads)]))
+    encoded: list[Any] = [None] * len(tasks)
+    for k, share in enumerate(shares):
+        encoded[k::threads] = share
+    return encoded
 
 
 def _plain(value: Any) -> Any:
