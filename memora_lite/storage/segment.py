@@ -53,9 +53,6 @@ SEGMENT_CODEC_LEVEL = 1
 # Blocks encode on this many threads: the token kernels and zstd release the GIL, so a flush
 # uses every core it may run on (capped: past 4 the file write and the Python glue dominate).
 ENCODE_THREADS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-# A segment with fewer blocks than this encodes on the calling thread: starting threads costs
-# more than a few small blocks take (a unit test's store writes segments of a handful of rows).
-PARALLEL_MIN_BLOCKS = 8
 
 
 def write_segment(
@@ -80,7 +77,9 @@ def write_segment(
     starts = list(range(0, n, block_rows)) or [0]
     spans = [slice(start, min(start + block_rows, n)) for start in starts]  # views of the rows, not copies
     tasks = [(batch.columns[f.field_name], column_kind(f), rows) for f in schema.fields for rows in spans]
-    encoded = iter(_encode_blocks(tasks))
+    # One block per column encodes on the calling thread: starting threads would cost more than
+    # the work (a unit test's store flushes a handful of rows).
+    encoded = iter(_encode_blocks(tasks, ENCODE_THREADS if len(spans) > 1 else 1))
     columns: dict[str, Any] = {}
     for f in schema.fields:
         name = f.field_name
@@ -114,11 +113,11 @@ def write_segment(
     return (first_keys[0], _plain(keys[-1])) if n else (None, None)
 
 
-def _encode_blocks(tasks: list[tuple[Column, str, slice]]) -> list[tuple[str, bytes, int]]:
+def _encode_blocks(tasks: list[tuple[Column, str, slice]], threads: int) -> list[tuple[str, bytes, int]]:
     """Each ``(column, kind, rows)`` block encoded and compressed, with its checksum, in task order.
 
-    Thread ``k`` of ``ENCODE_THREADS`` takes tasks ``k, k + threads, ...``: one future per
-    thread rather than per block, and the heavy token blocks spread over all threads.
+    Thread ``k`` of ``threads`` takes tasks ``k, k + threads, ...``: one future per thread
+    rather than per block, and the heavy token blocks spread over all threads.
     """
     def encode(share: list[tuple[Column, str, slice]]) -> list[tuple[str, bytes, int]]:
         out = []
@@ -127,7 +126,6 @@ def _encode_blocks(tasks: list[tuple[Column, str, slice]]) -> list[tuple[str, by
             out.append((encoding, blob, masked_crc(blob)))
         return out
 
-    threads = ENCODE_THREADS if len(tasks) >= PARALLEL_MIN_BLOCKS else 1
     if threads == 1:
         return encode(tasks)
     # A pool per segment, not one kept for the process: a forked child would inherit a pool

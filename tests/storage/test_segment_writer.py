@@ -64,7 +64,28 @@ def test_blocks_encoded_on_threads_give_the_same_file(monkeypatch: pytest.Monkey
         assert got == column_to_list(batch.columns[name], batch.null_mask(name)), name
 
 
-def test_a_small_segment_encodes_on_the_calling_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_error_on_an_encoder_thread_reaches_the_caller_and_writes_nothing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    real_encode = segment.codecs.encode_column
+    calls: list[int] = []
+
+    def failing(column: object, kind: str, level: int) -> tuple[str, bytes]:
+        calls.append(1)
+        if len(calls) == 7:
+            raise MemoryError("block 7")
+        return real_encode(column, kind, level)
+
+    monkeypatch.setattr(segment, "ENCODE_THREADS", 2)
+    monkeypatch.setattr(segment.codecs, "encode_column", failing)
+    batch, schema = _batch()
+    fs = MemoryFileSystem()
+    fs.makedirs("/c")
+    with pytest.raises(MemoryError, match="block 7"):
+        segment.write_segment(fs, "/c/s.mls", batch, schema, block_rows=BLOCK_ROWS)
+    assert not fs.exists("/c/s.mls")
+
+
+def test_a_one_block_segment_encodes_on_the_calling_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     pools: list[int] = []
     monkeypatch.setattr(segment, "ENCODE_THREADS", 4)
     monkeypatch.setattr(segment, "ThreadPoolExecutor", lambda *a, **k: pools.append(1))
