@@ -51,7 +51,8 @@ DEFAULT_CACHE_BYTES = 64 << 20  # opened blocks kept; scans bypass it, so this b
 # zstd level 1: token blocks come out as small as at 3 and decompress ~30% faster (docs/format.md#measurements)
 SEGMENT_CODEC_LEVEL = 1
 # Blocks encode on this many threads: the token kernels and zstd release the GIL, so a flush
-# uses every core it may run on (capped: past 4 the file write and the Python glue dominate).
+# uses the cores it may run on. The cap of 4 is a chosen bound, not a measured optimum (the
+# benchmark machine has 2 cores: benchmarks/test_segment_write.py).
 ENCODE_THREADS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
