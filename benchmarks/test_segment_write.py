@@ -37,6 +37,8 @@ def test_segment_write(benchmark: Any, squad: Squad, threads: int, tmp_path: Any
     path = os.path.join(tmp_path, "seg.mls")
     keys = benchmark.pedantic(segment.write_segment, args=(fs, path, batch, schema), rounds=5, iterations=1)
     assert keys == (0, squad.n - 1)
-    back = segment.SegmentReader(fs, path).read_rows(["input_ids"], np.array([squad.n - 1]), schema)
+    reader = segment.SegmentReader(fs, path)
+    back = reader.read_rows(["input_ids"], np.array([squad.n - 1]), schema)
+    reader.close()
     assert back.columns["input_ids"].to_lists() == [squad.cols["input_ids"][-1].tolist()]
     benchmark.extra_info.update(workload="segment_write", engine="memora_lite", threads=threads, rows=squad.n)
