@@ -332,12 +332,13 @@ class CollectionEngine:
         A failed write is cut off again so the log stays clean and the store stays
         writable (disk full); if even that fails the collection turns read-only.
         """
-        before = wal.size
+        appender = wal.appender
+        before = appender.size
         try:
-            wal.append(record)
+            appender.append(record)
         except OSError as exc:
             try:
-                wal.appender.truncate(before)
+                appender.truncate(before)
             except OSError:
                 self.failure = exc
             raise
@@ -410,13 +411,15 @@ class CollectionEngine:
         storing nothing, when the row needs the general path (:meth:`insert`).
 
         The guide's call, once per row: written flat on purpose (one lock, one C call
-        to check and frame the row, one write); the batch paths go through :meth:`_commit`.
+        to check and frame the row, one write, checks inlined rather than called: each
+        Python call costs ~0.1 us of a ~10 us insert); the batch paths go through :meth:`_commit`.
         """
         with self.lock:
-            encoded = self._encode_row(row, WAL_INSERT_ROW)
+            encoder = self.schema.row_encoder
+            encoded = encoder.encode(row, WAL_INSERT_ROW) if encoder is not None else None
             if encoded is None:
                 return None
-            key, values, record = encoded
+            key, values, record, held = encoded
             wal = self._writer()
             if key in self.memtable.positions or (
                 self.max_segment_key is not None and key <= self.max_segment_key and self._live_keys([key])
@@ -424,28 +427,26 @@ class CollectionEngine:
                 raise DuplicateIdError(f"collection '{self.name}': primary key {key!r} already exists; "
                                        "use upsert to replace it")
             sequence = self._append(wal, record)
-            self.memtable.append_row(key, values, len(record))
-            self._background_flush()
-        self._sync_to(sequence)
+            self.memtable.append_row(key, values, held)
+            if self.memtable.nbytes >= self.options.flush_bytes:
+                self._background_flush()
+        if self.options.durability == "full":
+            self._sync_to(sequence)
         return (key,)
 
     def upsert_row(self, row: Any) -> tuple[Any] | None:
         """Like :meth:`insert_row`, replacing a live row with the same key."""
         with self.lock:
-            encoded = self._encode_row(row, WAL_UPSERT_ROW)
+            encoder = self.schema.row_encoder
+            encoded = encoder.encode(row, WAL_UPSERT_ROW) if encoder is not None else None
             if encoded is None:
                 return None
-            key, values, record = encoded
+            key, values, record, held = encoded
             sequence = self._append(self._writer(), record)
-            self._apply(WAL_UPSERT_ROW, values, len(record))
+            self._apply(WAL_UPSERT_ROW, values, held)
             self._background_flush()
         self._sync_to(sequence)
         return (key,)
-
-    def _encode_row(self, row: Any, record_type: int) -> tuple[Any, tuple[Any, ...], bytes] | None:
-        """``(key, values, record)`` from the schema's :attr:`~Schema.row_encoder`, or None."""
-        encoder = self.schema.row_encoder
-        return encoder.encode(row, record_type) if encoder is not None else None  # type: ignore[no-any-return]
 
     def delete(self, keys: Sequence[Any]) -> int:
         """Delete live rows by key; returns how many existed."""
@@ -479,24 +480,26 @@ class CollectionEngine:
 
     def _replay(self, record_type: int, payload: memoryview, name: str) -> None:
         change: Any
+        held = 0
         if record_type == WAL_DELETE:
             change = decode_keys(payload, name)
         elif record_type in (WAL_INSERT_ROW, WAL_UPSERT_ROW):
             change = decode_row(payload, self.schema, name)
+            held = sum(len(v) if type(v) is bytes else 9 for v in change)  # int lists whole, at most 9 per other value
         else:
             change = decode_rows(payload, self.schema, name)
-        self._apply(record_type, change, len(payload))
+        self._apply(record_type, change, held)
 
-    def _apply(self, record_type: int, change: Any, logged_bytes: int = 0) -> None:
-        """Apply one logged change to memory (live, or replayed from the log); ``logged_bytes``:
-        a one-row record's size, which stands for the row's size in the memtable."""
+    def _apply(self, record_type: int, change: Any, held: int = 0) -> None:
+        """Apply one logged change to memory (live, or replayed from the log); ``held``: a one-row
+        change's size in the memtable (see ``RowEncoder``), which counts toward ``flush_bytes``."""
         if record_type == WAL_DELETE:
             self._delete_keys(change)
         elif record_type in (WAL_INSERT_ROW, WAL_UPSERT_ROW):
             key = change[self.schema.pk_index]
             if record_type == WAL_UPSERT_ROW:
                 self._delete_keys([key])
-            self.memtable.append_row(key, change, logged_bytes)
+            self.memtable.append_row(key, change, held)
         else:
             batch, grown = change
             if grown is not None and grown != self.schema:

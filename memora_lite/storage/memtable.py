@@ -74,7 +74,7 @@ class MemTable:
 
     def append_row(self, key: Any, values: list[Any], nbytes: int) -> None:
         """Add one row given as values in schema field order (the one-row insert path); ``nbytes``
-        is its size as logged, which stands for its size here."""
+        is the size of those values (int lists packed)."""
         self.positions[key] = self.size
         self.size += 1
         self.nbytes += nbytes

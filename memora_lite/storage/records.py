@@ -7,7 +7,8 @@ An insert or upsert payload is a msgpack map (docs/format.md#wal-payloads)::
 
 Columns use the same codecs as segment blocks, without their zstd step, and decode
 with the schema in force when it was written. A one-row payload is a msgpack array of
-the row's values in schema field order, int arrays as little-endian bytes: it is
+the row's values in schema field order, int arrays as little-endian bytes (less a long
+trailing run, such as padding: ``[length, run value, bytes before the run]``): it is
 written (and framed) in C by ``_rows.RowEncoder``, and read back by :func:`decode_row`.
 A delete payload is ``{"keys": [...]}``.
 
@@ -30,7 +31,7 @@ import numpy as np
 from memora_lite import codecs
 from memora_lite.columns import Batch, Column
 from memora_lite.errors import CodecError, CorruptionError
-from memora_lite.schema import Schema, column_kind, element_dtype
+from memora_lite.schema import DataType, Field, Schema, column_kind, element_dtype
 
 WAL_CODEC_LEVEL = None  # no zstd: a record is written once and read back at most once (recovery)
 
@@ -72,13 +73,35 @@ def decode_rows(payload: bytes | memoryview, schema: Schema, name: str) -> tuple
 
 
 def decode_row(payload: bytes | memoryview, schema: Schema, name: str) -> list[Any]:
+    """A one-row payload's values as the memtable holds them (int arrays as their packed bytes).
+
+    >>> schema = Schema.infer({"id": [1], "t": [[1]]}, "id")
+    >>> decode_row(bytes([0x92, 0x07, 0x93, 0x03, 0x00, 0xC4, 0x01, 0x05]), schema, "wal")
+    [7, b'\\x05\\x00\\x00']
+    """
     try:
         values = msgpack.unpackb(payload, raw=False)
     except (TypeError, ValueError) as exc:
         raise CorruptionError(f"{name}: a logged row does not decode ({exc})") from None
     if not isinstance(values, list) or len(values) != len(schema.fields):
         raise CorruptionError(f"{name}: a logged row has the wrong shape for the schema")
+    for i, f in enumerate(schema.fields):
+        if type(values[i]) is list and f.data_type is DataType.ARRAY:
+            values[i] = _with_run(values[i], f, name)
     return values
+
+
+def _with_run(logged: list[Any], f: Field, name: str) -> bytes:
+    """An int array logged as ``[length, run value, bytes before the run]``, packed whole again."""
+    width = element_dtype(f).itemsize
+    try:
+        length, value, head = logged
+        run = length - len(head) // width
+        if type(head) is not bytes or len(head) % width or run < 1 or length > (f.max_capacity or 0):
+            raise ValueError(f"{len(head)} bytes before a run that makes {length} values")
+        return head + value.to_bytes(width, "little", signed=True) * run  # type: ignore[no-any-return]
+    except (AttributeError, TypeError, ValueError, OverflowError) as exc:
+        raise CorruptionError(f"{name}: a logged row's field '{f.field_name}' does not decode ({exc})") from None
 
 
 def encode_keys(keys: list[Any]) -> bytes:

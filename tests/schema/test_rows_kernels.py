@@ -9,7 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memora_lite._rows import RowEncoder
+from memora_lite.errors import CorruptionError
+from memora_lite.models import Field
 from memora_lite.schema import Schema
+from memora_lite.storage.records import decode_row
 from memora_lite.storage.wal import frame
 
 WIDTHS = {1: np.int8, 2: np.int16, 4: np.int32, 8: np.int64}
@@ -23,6 +26,21 @@ def _reference_pack(values: object, size: int, capacity: int) -> bytes | None:
     if not all(type(v) is int and info.min <= v <= info.max for v in values):
         return None
     return np.array(values, dtype=np.dtype(WIDTHS[size]).newbyteorder("<")).tobytes()
+
+
+def _reference_logged(values: list[int], size: int, packed: bytes) -> object:
+    """An int list as the log holds it: its bytes, or, when its trailing run of one value
+    spans more than 8 bytes, ``[length, run value, bytes before the run]``."""
+    run = 0
+    while run < len(values) and values[-1 - run] == values[-1]:
+        run += 1
+    return [len(values), values[-1], packed[: (len(values) - run) * size]] if run * size > 8 else packed
+
+
+def _schema(size: int, capacity: int) -> Schema:
+    element = f"INT{8 * size}"
+    return Schema((Field("id", "INT64", is_primary=True),
+                   Field("t", "ARRAY", element_data_type=element, max_capacity=max(capacity, 1))))
 
 
 element = st.one_of(
@@ -47,8 +65,33 @@ def test_records_match_msgpack_and_the_python_framing(key: int, values: list, si
         assert got is None
         return
     assert got is not None
-    assert got[:2] == (key, (key, packed))
-    assert got[2] == frame(4, msgpack.packb([key, packed], use_bin_type=True))
+    assert got[:2] == (key, (key, packed)) and got[3] == len(msgpack.packb([key, packed], use_bin_type=True))
+    assert got[2] == frame(4, msgpack.packb([key, _reference_logged(values, size, packed)], use_bin_type=True))
+    assert decode_row(got[2][16:], _schema(size, capacity), "wal") == [key, packed]  # what recovery reads
+
+
+@pytest.mark.parametrize("size", [1, 2, 4, 8])
+def test_a_padded_row_is_logged_without_its_padding_and_replays_whole(size: int) -> None:
+    info = np.iinfo(WIDTHS[size])
+    encoder = RowEncoder(("id", "t"), [("int", *I64), ("ints", int(info.min), int(info.max), size, 384)], 0)
+    schema = _schema(size, 384)
+    for values in ([101, 7, int(info.max)] + [0] * 381, [int(info.min)] * 384, [5] * 9 + [6], [3, 3], []):
+        key, stored, record, _ = encoder.encode({"id": 1, "t": values}, 4)
+        packed = _reference_pack(values, size, 384)
+        assert stored == (1, packed)
+        assert decode_row(record[16:], schema, "wal") == [1, packed]
+    padded = encoder.encode({"id": 1, "t": [101, 7] + [0] * 382}, 4)[2]
+    assert len(padded) < 16 + 16 + 2 * size  # header, array, [length, 0, two values]
+
+
+def test_a_damaged_short_form_is_named_not_guessed() -> None:
+    schema = _schema(2, 384)
+    good = [1, [384, 0, b"\x05\x00"]]
+    assert decode_row(msgpack.packb(good), schema, "wal")[1] == b"\x05\x00" + bytes(766)
+    for bad in ([384, 0, b"\x05"], [1, 0, b"\x05\x00"], [385, 0, b"\x05\x00"], [384, 2**20, b"\x05\x00"],
+                [384, "0", b"\x05\x00"], [384, 0], [384, 0, "ab"]):
+        with pytest.raises(CorruptionError, match=r"wal: a logged row's field 't' does not decode"):
+            decode_row(msgpack.packb([1, bad]), schema, "wal")
 
 
 @pytest.mark.parametrize("container", [tuple, np.array, lambda v: iter(v)])
@@ -72,10 +115,10 @@ def test_the_encoder_agrees_with_the_general_path_on_every_row_it_accepts() -> N
     encoded = [schema.row_encoder.encode(r, 4) for r in rows]
     assert [e is not None for e in encoded] == [True, True, False, False, False, False, False, False]
     accepted = [e for e in encoded if e is not None]
-    for (_, values, record), row in zip(accepted, rows):
-        assert tuple(msgpack.unpackb(record[16:], raw=False)) == values  # what recovery reads back
+    for (_, values, record, _), row in zip(accepted, rows):
+        assert tuple(decode_row(record[16:], schema, "wal")) == values  # what recovery reads back
         assert values[schema.pk_index] == row["id"]
-    fast = schema.packed_rows_to_batch([values for _, values, _ in accepted])
+    fast = schema.packed_rows_to_batch([values for _, values, _, _ in accepted])
     general, _ = schema.to_batch(rows[:2], "c")
     for name in schema.names:
         a, b = fast.columns[name], general.columns[name]

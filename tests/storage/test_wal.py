@@ -82,6 +82,6 @@ def test_the_worked_example_in_docs_format_md_is_what_we_write() -> None:
     from memora_lite.schema import Schema
 
     schema = Schema.infer({"id": [7], "tokens": [[101, 102]]}, "id")
-    _, _, record = schema.row_encoder.encode({"id": 7, "tokens": [101, 102]}, 4)
+    _, _, record, _ = schema.row_encoder.encode({"id": 7, "tokens": [101, 102]}, 4)
     assert record.hex(" ") == "06 00 00 00 04 00 00 00 50 16 19 1b 9b 8f 46 5e 92 07 c4 02 65 66"
     assert record == frame(4, b"\x92\x07\xc4\x02\x65\x66")
