@@ -78,7 +78,7 @@ def test_a_padded_row_is_logged_without_its_padding_and_replays_whole(size: int)
     for values in ([101, 7, int(info.max)] + [0] * 381, [int(info.min)] * 384, [5] * 9 + [6], [3, 3], []):
         key, stored, record, _ = encoder.encode({"id": 1, "t": values}, 4)
         packed = _reference_pack(values, size, 384)
-        assert stored == (1, packed)
+        assert key == 1 and stored == (1, packed)
         assert decode_row(record[16:], schema, "wal") == [1, packed]
     padded = encoder.encode({"id": 1, "t": [101, 7] + [0] * 382}, 4)[2]
     assert len(padded) < 16 + 16 + 2 * size  # header, array, [length, 0, two values]
