@@ -32,7 +32,7 @@ import numpy as np
 from memora_lite import codecs
 from memora_lite._rows import RowEncoder
 from memora_lite.columns import Batch, Column, Ragged, object_array
-from memora_lite.errors import FieldNotFoundError, SchemaError, did_you_mean
+from memora_lite.errors import CorruptionError, FieldNotFoundError, SchemaError, did_you_mean
 from memora_lite.models import INT_TYPES, DataType, Field
 
 NUMPY_DTYPES: dict[DataType, np.dtype] = {
@@ -225,8 +225,26 @@ class Schema:
         if encoder is None or type(rows) is not list or not rows:
             return None
         encoded = encoder.encode_batch(rows)
-        if encoded is None:
-            return None
+        return self._encoded_batch(encoded, len(rows)) if encoded is not None else None
+
+    def packed_rows_to_batch(self, rows: list[Sequence[Any]]) -> Batch:
+        """Rows made by :attr:`row_encoder` (values in field order, int arrays as bytes) as a Batch.
+
+        >>> schema = Schema.infer({"id": [1], "t": [[5, 6]]}, "id")
+        >>> rows = [schema.row_encoder.encode({"id": 2, "t": [7, 0]}, 4)[1], [3, b""]]
+        >>> schema.packed_rows_to_batch(rows).columns["t"].to_lists()
+        [[7, 0], []]
+        """
+        encoder = self.row_encoder
+        try:
+            if encoder is None:
+                raise ValueError("the schema has no one-row encoder, so no row was packed by one")
+            return self._encoded_batch(encoder.pack_rows(rows), len(rows))
+        except ValueError as exc:  # decode_row checked replayed rows: only a bug or a damaged log gets here
+            raise CorruptionError(f"one-row inserts held in memory do not fit the schema ({exc})") from None
+
+    def _encoded_batch(self, encoded: list[Any], n: int) -> Batch:
+        """A Batch of ``n`` rows from :class:`RowEncoder` columns (``encode_batch`` / ``pack_rows``)."""
         columns: dict[str, Column] = {}
         for f, values in zip(self.fields, encoded):
             dtype = element_dtype(f)
@@ -234,23 +252,7 @@ class Schema:
                 columns[f.field_name] = Ragged(values[0].astype(dtype, copy=False), values[1])
             else:
                 columns[f.field_name] = _scalar_column(values, dtype)
-        return Batch(columns, len(rows))
-
-    def packed_rows_to_batch(self, rows: Sequence[Sequence[Any]]) -> Batch:
-        """Rows made by :attr:`row_encoder` (values in field order, int arrays as bytes) as a Batch."""
-        columns: dict[str, Column] = {}
-        for i, f in enumerate(self.fields):
-            values = [r[i] for r in rows]
-            dtype = element_dtype(f)
-            if f.data_type is DataType.ARRAY:
-                lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values)) // dtype.itemsize
-                offsets = np.zeros(len(values) + 1, dtype=np.int64)
-                np.cumsum(lengths, out=offsets[1:])
-                flat = np.frombuffer(b"".join(values), dtype=dtype.newbyteorder("<")).astype(dtype, copy=False)
-                columns[f.field_name] = Ragged(flat, offsets)
-            else:
-                columns[f.field_name] = _scalar_column(values, dtype)
-        return Batch(columns, len(rows))
+        return Batch(columns, n)
 
     # -- validation --------------------------------------------------------------------------------
 

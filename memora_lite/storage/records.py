@@ -88,6 +88,12 @@ def decode_row(payload: bytes | memoryview, schema: Schema, name: str) -> list[A
     for i, f in enumerate(schema.fields):
         if type(values[i]) is list and f.data_type is DataType.ARRAY:
             values[i] = _with_run(values[i], f, name)
+    try:  # what the memtable will hold: checked here, where the log can be named
+        if schema.row_encoder is None:
+            raise ValueError("the schema takes no one-row inserts")
+        schema.row_encoder.pack_rows([values])
+    except ValueError as exc:
+        raise CorruptionError(f"{name}: a logged row does not fit the schema ({exc})") from None
     return values
 
 

@@ -92,6 +92,10 @@ def test_a_damaged_short_form_is_named_not_guessed() -> None:
                 [384, "0", b"\x05\x00"], [384, 0], [384, 0, "ab"]):
         with pytest.raises(CorruptionError, match=r"wal: a logged row's field 't' does not decode"):
             decode_row(msgpack.packb([1, bad]), schema, "wal")
+    for row, problem in (([1, b"\x05"], "1 bytes are not 2-byte values"), ([1, bytes(770)], "770 bytes"),
+                         ([1, "ab"], "str is not packed values"), (["1", b""], "'1' is not an int")):
+        with pytest.raises(CorruptionError, match=rf"wal: a logged row does not fit the schema \(row 0, .*{problem}"):
+            decode_row(msgpack.packb(row, use_bin_type=True), schema, "wal")
 
 
 @pytest.mark.parametrize("container", [tuple, np.array, lambda v: iter(v)])
