@@ -588,9 +588,12 @@ def _convert_array(
         if len(values_arr) and kind not in "iu":
             raise SchemaError(f"field '{f.field_name}': expected a list of {element.value}, "
                               f"got elements of {values_arr.dtype}")
-        if len(values_arr):
-            f = _fit_ints(f, element, int(values_arr.min()), int(values_arr.max()), growable,
-                          lambda t: replace(f, element_data_type=t))
+        if len(values_arr):  # range and conversion in one read: this is most of a bulk insert's input
+            narrowed, lo, hi = codecs.narrow_ints(values_arr, element_dtype(f))
+            f = _fit_ints(f, element, lo, hi, growable, lambda t: replace(f, element_data_type=t))
+            if narrowed is not None and narrowed.dtype == element_dtype(f):
+                values_arr = narrowed
+                ragged = Ragged(narrowed, ragged.offsets)
     elif element is DataType.BOOL and len(values_arr) and kind != "b":
         raise SchemaError(f"field '{f.field_name}': expected a list of BOOL, got elements of {values_arr.dtype}")
     elif element in (DataType.FLOAT, DataType.DOUBLE) and len(values_arr) and kind not in "iuf":

@@ -26,6 +26,7 @@ from memora_lite.codecs.backend import (
     encode_token_lists,
     encode_tokens,
     flatten_int_lists,
+    narrow_ints,
     open_block,
 )
 from memora_lite.codecs.column import decode_column, encode_column, open_column
@@ -41,6 +42,7 @@ __all__ = [
     "encode_token_lists",
     "encode_tokens",
     "flatten_int_lists",
+    "narrow_ints",
     "open_block",
     "open_column",
 ]

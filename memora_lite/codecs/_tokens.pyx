@@ -1,5 +1,5 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
-"""Compiled token kernels: thin wrappers of ``csrc/mlite_tokens.c``, plus list conversion.
+"""Compiled token kernels: thin wrappers of ``csrc/mlite_tokens.c``, plus list and int-width conversion.
 
 Every function matches its namesake in :mod:`memora_lite.codecs.tokens_numpy`
 (signature, results, status codes); callers validate and allocate, these
@@ -13,7 +13,8 @@ from cpython.number cimport PyNumber_Index
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
-from libc.stdint cimport INT64_MAX, INT64_MIN, int64_t, uint8_t, uint64_t
+from libc.stdint cimport (INT64_MAX, INT64_MIN, int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t,
+                          uint32_t, uint64_t)
 
 import numpy as np
 
@@ -354,3 +355,42 @@ def unpack_lists(const uint8_t[::1] body, object header, uint64_t first, uint64_
         return 0, _lists(values, offsets, count)
     finally:
         PyMem_Free(values)
+
+
+ctypedef fused narrow_src:
+    int8_t
+    int16_t
+    int32_t
+    int64_t
+    uint8_t
+    uint16_t
+    uint32_t
+
+ctypedef fused narrow_dst:
+    int8_t
+    int16_t
+    int32_t
+    int64_t
+
+
+@cython.boundscheck(True)
+def narrow(const narrow_src[::1] values, narrow_dst[::1] out) -> tuple:
+    """Copy ``values`` into ``out`` (of equal length) as ``out``'s type, in one pass that also
+    finds their range: ``(lo, hi, fits)``. Where not ``fits``, some value lies outside ``out``'s
+    type and ``out`` holds it truncated; the caller converts again after widening."""
+    cdef Py_ssize_t i, n = values.shape[0]
+    cdef int64_t v, lo, hi
+    if out.shape[0] != n:
+        raise ValueError(f"out holds {out.shape[0]} values, not {n}")
+    if n == 0:
+        return 0, 0, True
+    lo = hi = values[0]
+    with nogil, cython.boundscheck(False):
+        for i in range(n):
+            v = values[i]
+            lo = v if v < lo else lo
+            hi = v if v > hi else hi
+            out[i] = <narrow_dst>v
+    cdef object shift = 8 * sizeof(narrow_dst) - 1  # a Python int: 1 << 63 overflows C's int
+    bound = 1 << shift
+    return lo, hi, -bound <= lo and hi < bound

@@ -281,3 +281,21 @@ def _kept_values(body: Any, header: Any, first: int, count: int) -> np.ndarray:
     if header.kept_shared:
         return np.repeat(stored[:1], count if len(stored) else 0)
     return stored[first : first + count]
+
+
+def narrow(values: np.ndarray, out: np.ndarray) -> tuple[int, int, bool]:
+    """Copy ``values`` into ``out`` as ``out``'s type and return ``(lo, hi, fits)``: their range, and
+    whether every value fits ``out``'s type (else ``out`` holds them truncated, as C casts do).
+
+    >>> out = np.empty(3, dtype=np.int8)
+    >>> narrow(np.array([5, -3, 300]), out), out.tolist()
+    ((-3, 300, False), [5, -3, 44])
+    """
+    if len(out) != len(values):
+        raise ValueError(f"out holds {len(out)} values, not {len(values)}")
+    if not len(values):
+        return 0, 0, True
+    lo, hi = int(values.min()), int(values.max())
+    out[:] = values.astype(out.dtype, casting="unsafe")
+    info = np.iinfo(out.dtype)
+    return lo, hi, bool(info.min <= lo and hi <= info.max)

@@ -59,7 +59,7 @@ from memora_lite.storage.records import (
     encode_rows,
 )
 from memora_lite.storage.segment import DEFAULT_CACHE_BYTES, BlockCache, SegmentReader, write_segment
-from memora_lite.storage.wal import WalWriter, frame, parse_records, read_records
+from memora_lite.storage.wal import WalWriter, frame_parts, parse_records, read_records
 
 DEFAULT_FLUSH_BYTES = 64 << 20
 READER_RETRIES = 20  # a reader reloads this often if a writer replaces files under it
@@ -326,8 +326,9 @@ class CollectionEngine:
         raise ReadOnlyError(f"collection '{self.name}' was opened for writing by process {self.pid}; this "
                             "forked child may only read (or open its own read_only client)")
 
-    def _append(self, wal: WalWriter, record: bytes) -> int:
-        """Append one framed record; returns its sequence number for :meth:`_sync_to`.
+    def _append(self, wal: WalWriter, record: bytes | list[bytes]) -> int:
+        """Append one framed record (bytes, or parts from :func:`frame_parts`); returns its
+        sequence number for :meth:`_sync_to`.
 
         A failed write is cut off again so the log stays clean and the store stays
         writable (disk full); if even that fails the collection turns read-only.
@@ -335,7 +336,10 @@ class CollectionEngine:
         appender = wal.appender
         before = appender.size
         try:
-            appender.append(record)
+            if type(record) is bytes:
+                appender.append(record)
+            else:
+                appender.append_parts(record)  # type: ignore[arg-type]
         except OSError as exc:
             try:
                 appender.truncate(before)
@@ -367,8 +371,8 @@ class CollectionEngine:
                 raise
             self.synced = max(self.synced, target)
 
-    def _log(self, record_type: int, payload: bytes) -> int:
-        return self._append(self._writer(), frame(record_type, payload))
+    def _log(self, record_type: int, payload: list[bytes]) -> int:
+        return self._append(self._writer(), frame_parts(record_type, payload))
 
     def _background_flush(self) -> None:
         """Flush once the memtable is full. The call that got here already succeeded (its
@@ -455,7 +459,7 @@ class CollectionEngine:
             live = self._live_keys(list(dict.fromkeys(keys)))
             if not live:
                 return 0
-            sequence = self._commit(WAL_DELETE, encode_keys(live), live)
+            sequence = self._commit(WAL_DELETE, [encode_keys(live)], live)
         self._sync_to(sequence)
         return len(live)
 
@@ -467,7 +471,7 @@ class CollectionEngine:
             raise DuplicateIdError(f"collection '{self.name}': primary key {dupe!r} appears twice in one call")
         return keys  # type: ignore[no-any-return]
 
-    def _commit(self, record_type: int, payload: bytes, change: Any) -> int:
+    def _commit(self, record_type: int, payload: list[bytes], change: Any) -> int:
         """Log a checked change, then apply it: the one way every batch write reaches memory.
 
         Returns the record's sequence number; the caller releases the lock, then calls

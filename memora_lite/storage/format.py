@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Sequence
 
 # -- checksums (docs/format.md#checksums) ---------------------------------------------------------
 # CRC-32 (ISO-HDLC, zlib's), masked like leveldb so a CRC over data that embeds CRCs stays strong.
@@ -17,6 +18,18 @@ _CRC_MASK_DELTA = 0xA282EAD8
 def masked_crc(data: bytes | memoryview) -> int:
     """zlib CRC-32 of ``data``, rotated and offset so stored CRCs are not CRCs of CRCs."""
     crc = zlib.crc32(data)
+    return (((crc >> 15) | (crc << 17)) + _CRC_MASK_DELTA) & 0xFFFFFFFF
+
+
+def masked_crc_of_parts(parts: Sequence[bytes | memoryview]) -> int:
+    """:func:`masked_crc` of the concatenation of ``parts``, without making it.
+
+    >>> masked_crc_of_parts([b"ab", b"", b"c"]) == masked_crc(b"abc")
+    True
+    """
+    crc = 0
+    for part in parts:
+        crc = zlib.crc32(part, crc)
     return (((crc >> 15) | (crc << 17)) + _CRC_MASK_DELTA) & 0xFFFFFFFF
 
 

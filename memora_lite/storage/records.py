@@ -16,7 +16,7 @@ A delete payload is ``{"keys": [...]}``.
 >>> from memora_lite.schema import Schema
 >>> schema = Schema.infer({"id": [1], "x": [2]}, "id")
 >>> batch, _ = schema.to_batch({"id": [1], "x": [2]}, "c")
->>> again, grown = decode_rows(encode_rows(batch, schema, None), schema, "wal")
+>>> again, grown = decode_rows(b"".join(encode_rows(batch, schema, None)), schema, "wal")
 >>> again.columns["x"].tolist(), grown is None
 ([2], True)
 """
@@ -36,18 +36,50 @@ from memora_lite.schema import DataType, Field, Schema, column_kind, element_dty
 WAL_CODEC_LEVEL = None  # no zstd: a record is written once and read back at most once (recovery)
 
 
-def encode_rows(batch: Batch, schema: Schema, grown: Schema | None) -> bytes:
-    """Payload for an insert or upsert of ``batch`` (``grown``: the new schema, if the call changed it)."""
+def encode_rows(batch: Batch, schema: Schema, grown: Schema | None) -> list[bytes]:
+    """Payload for an insert or upsert of ``batch`` (``grown``: the new schema, if the call changed it).
+
+    The payload comes in parts whose concatenation is the msgpack map above: each
+    column's encoded bytes are a part of their own, so the log writes them with one
+    gather write instead of copying megabytes into one buffer (a 4,096-row SQuAD
+    call logs ~3 MB).
+
+    >>> schema = Schema.infer({"id": [1], "x": [2]}, "id")
+    >>> batch, _ = schema.to_batch({"id": [1], "x": [2]}, "c")
+    >>> parts = encode_rows(batch, schema, None)
+    >>> len(parts), msgpack.unpackb(b"".join(parts))["n"]
+    (5, 1)
+    """
     target = grown or schema
-    cols = {}
+    pack = msgpack.Packer(use_bin_type=True).pack
+    parts = []
+    head = b"\x84" if grown is not None else b"\x83"  # a map of 4 or 3 entries
+    head += pack("n") + pack(len(batch)) + pack("cols") + _map_header(len(target.fields))
     for f in target.fields:
         encoding, blob = codecs.encode_column(batch.columns[f.field_name], column_kind(f), WAL_CODEC_LEVEL)
-        cols[f.field_name] = [encoding, blob]
+        parts.append(head + pack(f.field_name) + b"\x92" + pack(encoding) + _bin_header(len(blob)))
+        parts.append(blob)
+        head = b""
     nulls = {name: np.packbits(mask, bitorder="little").tobytes() for name, mask in batch.nulls.items()}
-    record: dict[str, Any] = {"n": len(batch), "cols": cols, "nulls": nulls}
+    tail = pack("nulls") + pack(nulls)
     if grown is not None:
-        record["schema"] = grown.to_dict()
-    return msgpack.packb(record, use_bin_type=True)  # type: ignore[no-any-return]
+        tail += pack("schema") + pack(grown.to_dict())
+    parts.append(head + tail)
+    return parts
+
+
+def _map_header(n: int) -> bytes:
+    """msgpack's header of an ``n``-entry map, in its smallest form, as msgpack-python writes it."""
+    if n < 16:
+        return bytes([0x80 | n])
+    return b"\xde" + n.to_bytes(2, "big") if n < 1 << 16 else b"\xdf" + n.to_bytes(4, "big")
+
+
+def _bin_header(n: int) -> bytes:
+    """msgpack's header of ``n`` bytes of bin, in its smallest form, as msgpack-python writes it."""
+    if n < 1 << 8:
+        return b"\xc4" + bytes([n])
+    return b"\xc5" + n.to_bytes(2, "big") if n < 1 << 16 else b"\xc6" + n.to_bytes(4, "big")
 
 
 def decode_rows(payload: bytes | memoryview, schema: Schema, name: str) -> tuple[Batch, Schema | None]:

@@ -30,6 +30,7 @@ from memora_lite.storage.format import (
     WAL_RECORD_HEADER,
     WAL_RECORD_TYPES,
     masked_crc,
+    masked_crc_of_parts,
 )
 from memora_lite.storage.fs import Appender, FileSystem
 
@@ -40,8 +41,18 @@ _CRC = struct.Struct("<I")
 
 def frame(record_type: int, payload: bytes) -> bytes:
     """One record's bytes: header then payload."""
-    head = _HEAD.pack(len(payload), record_type, masked_crc(payload))
-    return b"".join((head, _CRC.pack(masked_crc(head)), payload))
+    return b"".join(frame_parts(record_type, [payload]))
+
+
+def frame_parts(record_type: int, parts: list[bytes]) -> list[bytes]:
+    """One record as parts, header first, for a payload given as parts: written with one
+    gather write, a large payload is never copied into one buffer (``Appender.append_parts``).
+
+    >>> b"".join(frame_parts(1, [b"fir", b"st"])) == frame(1, b"first")
+    True
+    """
+    head = _HEAD.pack(sum(map(len, parts)), record_type, masked_crc_of_parts(parts))
+    return [head + _CRC.pack(masked_crc(head)), *parts]
 
 
 class WalWriter:
@@ -69,6 +80,10 @@ class WalWriter:
     def append(self, record: bytes) -> None:
         """Append one record made by :func:`frame` (or framed in C by ``_rows.RowEncoder``)."""
         self.appender.append(record)
+
+    def append_parts(self, parts: list[bytes]) -> None:
+        """Append one record made by :func:`frame_parts`."""
+        self.appender.append_parts(parts)
 
     def sync(self) -> None:
         self.appender.sync()

@@ -555,3 +555,39 @@ def test_squad_shaped_rows_stay_small() -> None:
     assert _bytes_per_row(mask) < 8
     padded_with_one, _ = squad_like(4000, pad=1)
     assert _bytes_per_row(padded_with_one) < 120
+
+
+NARROW_TARGETS = [np.dtype(t) for t in ("int8", "int16", "int32", "int64")]
+
+
+@settings(max_examples=300, deadline=None)
+@given(source=st.sampled_from(INT_DTYPES), target=st.sampled_from(NARROW_TARGETS), data=st.data())
+def test_narrowing_agrees_across_kernels_and_with_numpy(source: np.dtype, target: np.dtype, data: Any) -> None:
+    """One read gives the range and the converted values; the array is withheld exactly when a
+    value does not fit, whatever the kernel (the compiled one reads all but uint64)."""
+    info = np.iinfo(source)
+    edges = st.sampled_from([int(info.min), int(info.max), 0, 127, 128, -129, 32767, 32768, 2**31, -(2**31) - 1])
+    values = data.draw(st.lists(st.one_of(st.integers(int(info.min), int(info.max)),
+                                          edges.filter(lambda v: info.min <= v <= info.max)), max_size=200))
+    array = np.array(values, dtype=source)
+    if data.draw(st.booleans()) and len(array) > 1:
+        array = array[::2]  # a strided view: read as is, never assumed contiguous
+    lo_t, hi_t = np.iinfo(target).min, np.iinfo(target).max
+    fits = all(lo_t <= v for v in array.tolist()) and all(v <= hi_t for v in array.tolist())
+    for codec in CODECS:
+        narrowed, lo, hi = codec.narrow_ints(array, target)
+        assert (lo, hi) == ((int(array.min()), int(array.max())) if len(array) else (0, 0))
+        if fits:
+            assert narrowed is not None and narrowed.dtype == target and narrowed.tolist() == array.tolist()
+        else:
+            assert narrowed is None
+
+
+@pytest.mark.skipif(backend.BACKEND != "cython", reason="MEMORA_LITE_BACKEND=numpy")
+def test_the_compiled_narrowing_kernel_is_the_one_bulk_inserts_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real = _tokens.narrow
+    monkeypatch.setattr(_tokens, "narrow", lambda values, out: calls.append(values.dtype) or real(values, out))
+    column = np.arange(4096 * 384, dtype=np.int64).reshape(4096, 384) % 30_000
+    narrowed, lo, hi = backend.narrow_ints(column.reshape(-1), np.dtype("int16"))
+    assert calls == [np.dtype("int64")] and (lo, hi) == (0, 29_999) and narrowed.dtype == np.int16

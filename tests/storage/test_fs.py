@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from memora_lite.storage.fs import MemoryFileSystem
+import os
+
+from memora_lite.storage.fs import MemoryFileSystem, OsFileSystem
 
 
 def test_synced_bytes_survive_and_unsynced_appends_do_not() -> None:
@@ -30,3 +32,20 @@ def test_a_rename_is_durable_only_after_the_folder_is_synced() -> None:
     fs.crash()
     assert fs.read("/d/a") == b"new"
     assert not fs.exists("/d/b")
+
+
+def test_a_gather_append_writes_the_parts_in_order_even_when_the_kernel_takes_less(tmp_path, monkeypatch) -> None:
+    fs = OsFileSystem()
+    path = str(tmp_path / "log")
+    log = fs.open_appender(path)
+    log.append_parts([b"head", b"", b"body" * 1000, b"tail"])
+    many = [bytes([i % 251]) * 3 for i in range(600)]  # more buffers than one writev takes
+    log.append_parts(many)
+    real_writev = os.writev
+    monkeypatch.setattr(os, "writev", lambda fd, parts: real_writev(fd, [parts[0][:3]]))  # a short write
+    log.append_parts([b"abcdef", b"ghi"])
+    log.close()
+    want = b"head" + b"body" * 1000 + b"tail" + b"".join(many) + b"abcdefghi"
+    with open(path, "rb") as f:
+        assert f.read() == want
+    assert log.size == len(want)
