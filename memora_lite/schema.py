@@ -283,10 +283,26 @@ class Schema:
                 raise SchemaError(f"collection '{collection}': {exc}") from None
             if widened is not f:
                 schema = Schema(tuple(widened if g is f else g for g in schema.fields), inferred=True)
-            out[f.field_name] = column
+            out[f.field_name] = _owned(column, values)
             if null_mask is not None:
                 nulls[f.field_name] = null_mask
         return Batch(out, n, nulls), schema
+
+
+def _owned(column: Column, given: Any) -> Column:
+    """``column``, copied when it is still (a view of) ``given``, the caller's numpy array: the
+    memtable keeps the column after the call returns, and the caller may refill its buffer.
+
+    >>> given = np.array([1, 2]); kept = _owned(given, given); given[0] = 9
+    >>> kept.tolist()
+    [1, 2]
+    """
+    if not isinstance(given, np.ndarray):
+        return column
+    if isinstance(column, Ragged):
+        shared = np.may_share_memory(column.values, given)
+        return Ragged(column.values.copy(), column.offsets) if shared else column
+    return column.copy() if np.may_share_memory(column, given) else column
 
 
 def widen(column: Column, dtype: np.dtype) -> Column:

@@ -205,3 +205,21 @@ def test_inference_from_numpy_columns_follows_their_dtypes(client: Memora) -> No
         "s": ("VARCHAR", None, None),
     }
     assert client.nosql.get("np", key=3)["data"][0]["s"] == "d"
+
+
+def test_numpy_columns_are_copied_so_the_caller_may_reuse_its_buffers(client: Memora) -> None:
+    """A bulk insert that returned is stored: refilling the arrays it was given changes nothing,
+    key column included (the memtable once kept views of them)."""
+    keys = np.array([1, 2])
+    ints, floats = np.array([10, 20], dtype=np.int64), np.array([0.5, 1.5])
+    vectors = np.ones((2, 3), dtype=np.float32)
+    tokens = np.full((2, 4), 2**40, dtype=np.int64)
+    flags = np.array([[True, False], [False, True]])
+    client.nosql.insert("c", {"id": keys, "x": ints, "f": floats, "v": vectors, "t": tokens, "b": flags})
+    for array in (keys, ints, floats, vectors, tokens, flags):
+        array[0] = array[1]
+    rows = client.nosql.query("c", filter="id >= 0")["data"]
+    assert [r["id"] for r in rows] == [1, 2]
+    assert rows[0]["x"] == 10 and rows[0]["f"] == 0.5 and rows[0]["v"] == [1.0, 1.0, 1.0]
+    assert rows[0]["t"] == [2**40] * 4 and rows[0]["b"] == [True, False]
+    assert client.nosql.get("c", key=1)["data"][0]["x"] == 10
