@@ -571,15 +571,18 @@ class CollectionEngine:
         """
         dropped = replace_segments or []
         created: list[LiveSegment] = []
-        view = self.memtable.sorted_view()
-        pending = list(new_batches)
-        if len(view.rows):
-            in_order = len(view.rows) == len(view.batch) and bool(np.all(view.rows == np.arange(len(view.rows))))
-            pending.append(view.batch if in_order else view.batch.take(view.rows))  # ids in order: no copy
+        pending: list[Batch | list[Batch]] = list(new_batches)
+        in_order = self.memtable.batches_in_key_order()  # ids that arrived in order: written without a copy
+        if in_order is not None:
+            pending.append(in_order)
+        elif len(self.memtable):
+            view = self.memtable.sorted_view()
+            pending.append(view.batch.take(view.rows))
         for batch in pending:
             number = self._next_number()
             min_pk, max_pk = write_segment(self.fs, self._path(filenames.segment_name(number)), batch, self.schema)
-            entry = SegmentEntry(number=number, rows=len(batch), min_pk=min_pk, max_pk=max_pk)
+            rows = len(batch) if isinstance(batch, Batch) else sum(map(len, batch))
+            entry = SegmentEntry(number=number, rows=rows, min_pk=min_pk, max_pk=max_pk)
             created.append(self._open_segment(entry))
         crashpoints.reach(CRASH_POINTS[stage, "segments"])
         for segment in self.segments:

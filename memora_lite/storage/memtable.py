@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from memora_lite.columns import Batch, Ragged
+from memora_lite.columns import Batch, Ragged, concat
 
 
 @dataclass
@@ -118,6 +118,17 @@ class MemTable:
             else:
                 self._view = SortedView(batch, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
         return self._view
+
+    def batches_in_key_order(self) -> list[Batch] | None:
+        """The held batches, when one after another they are exactly the live rows in key order
+        (keys arrived ascending; none deleted or replaced), else None. A flush writes them as
+        they are, without first joining them into one batch (:func:`~memora_lite.storage.segment.write_segment`).
+        """
+        self._materialize()
+        if not self.batches or len(self.positions) != self.size:
+            return None
+        keys = concat([b.columns[self.primary_key] for b in self.batches])
+        return list(self.batches) if bool(np.all(keys[1:] > keys[:-1])) else None
 
     def conform(self, convert: Any, rows_to_batch: Any) -> None:
         """After the schema grew: apply ``convert`` (Batch -> Batch) to every held batch.

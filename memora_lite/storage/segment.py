@@ -57,14 +57,21 @@ ENCODE_THREADS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaf
 
 
 def write_segment(
-    fs: FileSystem, path: str, batch: Batch, schema: Schema, block_rows: int = SEGMENT_BLOCK_ROWS
+    fs: FileSystem, path: str, batch: Batch | Sequence[Batch], schema: Schema, block_rows: int = SEGMENT_BLOCK_ROWS
 ) -> tuple[Any, Any]:
     """Write ``batch`` (already sorted by primary key) to a new segment file and sync it.
 
+    ``batch`` may also be consecutive batches whose concatenation is the segment's
+    rows (a memtable's, in key order): each block is then a view of the batch that
+    holds it, so a flush never copies the whole memtable into one batch first.
     Returns the ``(min_pk, max_pk)`` it holds.
     """
-    n = len(batch)
-    keys = batch.columns[schema.primary_key]
+    chunks = [batch] if isinstance(batch, Batch) else list(batch)
+    if not chunks:
+        raise ValueError("write_segment needs a batch, or at least one of the batches it joins")
+    bounds = np.cumsum([0, *(len(c) for c in chunks)])
+    n = int(bounds[-1])
+    keys = concat([c.columns[schema.primary_key] for c in chunks])
     parts = [SEGMENT_MAGIC]
     offset = len(SEGMENT_MAGIC)
 
@@ -76,15 +83,15 @@ def write_segment(
         return entry
 
     starts = list(range(0, n, block_rows)) or [0]
-    spans = [slice(start, min(start + block_rows, n)) for start in starts]  # views of the rows, not copies
-    tasks = [(batch.columns[f.field_name], column_kind(f), rows) for f in schema.fields for rows in spans]
+    spans = [slice(start, min(start + block_rows, n)) for start in starts]
+    tasks = [(_rows_of(chunks, bounds, f.field_name, rows), column_kind(f)) for f in schema.fields for rows in spans]
     # One block per column encodes on the calling thread: starting threads would cost more than
     # the work (a unit test's store flushes a handful of rows).
     encoded = iter(_encode_blocks(tasks, ENCODE_THREADS if len(spans) > 1 else 1))
     columns: dict[str, Any] = {}
     for f in schema.fields:
         name = f.field_name
-        null_mask = batch.null_mask(name)
+        null_mask = _null_mask(chunks, name)
         blocks, nulls = [], []
         for rows in spans:
             encoding, blob, crc = next(encoded)
@@ -114,16 +121,37 @@ def write_segment(
     return (first_keys[0], _plain(keys[-1])) if n else (None, None)
 
 
-def _encode_blocks(tasks: list[tuple[Column, str, slice]], threads: int) -> list[tuple[str, bytes, int]]:
-    """Each ``(column, kind, rows)`` block encoded and compressed, with its checksum, in task order.
+def _rows_of(chunks: list[Batch], bounds: np.ndarray, name: str, rows: slice) -> Column:
+    """Rows ``rows`` of column ``name`` across consecutive ``chunks`` (``bounds``: where each
+    starts): a view when one chunk holds them all, else the pieces joined (at most a block)."""
+    first = int(np.searchsorted(bounds, rows.start, side="right")) - 1
+    pieces = []
+    for i in range(max(first, 0), len(chunks)):
+        if bounds[i] >= rows.stop:
+            break
+        lo, hi = max(rows.start, bounds[i]) - bounds[i], min(rows.stop, bounds[i + 1]) - bounds[i]
+        pieces.append(take(chunks[i].columns[name], slice(int(lo), int(hi))))
+    return concat(pieces) if pieces else take(chunks[0].columns[name], slice(0, 0))
+
+
+def _null_mask(chunks: list[Batch], name: str) -> np.ndarray | None:
+    """Column ``name``'s null mask over all ``chunks``, or None when no row is null."""
+    masks = [c.null_mask(name) for c in chunks]
+    if all(m is None for m in masks):
+        return None
+    return np.concatenate([m if m is not None else np.zeros(len(c), dtype=bool) for m, c in zip(masks, chunks)])
+
+
+def _encode_blocks(tasks: list[tuple[Column, str]], threads: int) -> list[tuple[str, bytes, int]]:
+    """Each ``(rows of a column, kind)`` block encoded and compressed, with its checksum, in task order.
 
     Thread ``k`` of ``threads`` takes tasks ``k, k + threads, ...``: one future per thread
     rather than per block, and the heavy token blocks spread over all threads.
     """
-    def encode(share: list[tuple[Column, str, slice]]) -> list[tuple[str, bytes, int]]:
+    def encode(share: list[tuple[Column, str]]) -> list[tuple[str, bytes, int]]:
         out = []
-        for column, kind, rows in share:
-            encoding, blob = codecs.encode_column(take(column, rows), kind, SEGMENT_CODEC_LEVEL)
+        for column, kind in share:
+            encoding, blob = codecs.encode_column(column, kind, SEGMENT_CODEC_LEVEL)
             out.append((encoding, blob, masked_crc(blob)))
         return out
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -95,3 +97,46 @@ def test_a_one_block_segment_encodes_on_the_calling_thread(monkeypatch: pytest.M
     fs.makedirs("/c")
     assert segment.write_segment(fs, "/c/s.mls", batch, schema) == (1, 3)
     assert pools == []
+
+
+@pytest.mark.parametrize("cuts", [[], [BLOCK_ROWS, 2 * BLOCK_ROWS], [1, 150, 151, 299], [0, ROWS // 2, ROWS]])
+def test_batches_written_one_after_another_give_the_file_of_their_concatenation(cuts: list[int]) -> None:
+    """A flush hands the memtable's batches over as they are; blocks that straddle two of them,
+    empty batches, and null masks present in only some batches change nothing in the file."""
+    batch, schema = _batch()
+    edges = [0, *cuts, ROWS]
+    chunks = [batch.take(np.arange(a, b)) for a, b in itertools.pairwise(edges)]
+    fs = MemoryFileSystem()
+    fs.makedirs("/c")
+    whole = segment.write_segment(fs, "/c/whole.mls", batch, schema, block_rows=BLOCK_ROWS)
+    joined = segment.write_segment(fs, "/c/joined.mls", chunks, schema, block_rows=BLOCK_ROWS)
+    assert joined == whole and fs.read("/c/joined.mls") == fs.read("/c/whole.mls")
+
+
+def test_a_chunk_without_nulls_next_to_one_with_them_keeps_its_rows_not_null() -> None:
+    schema = Schema.infer({"id": [1], "meta": [{"a": 1}]}, "id")
+    with_nulls, _ = schema.to_batch({"id": [1, 2], "meta": [None, {"a": 2}]}, "c")
+    without, _ = schema.to_batch({"id": [3, 4], "meta": [{"a": 3}, {"a": 4}]}, "c")
+    assert with_nulls.null_mask("meta") is not None and without.null_mask("meta") is None
+    fs = MemoryFileSystem()
+    fs.makedirs("/c")
+    segment.write_segment(fs, "/c/s.mls", [with_nulls, without], schema)
+    back = segment.SegmentReader(fs, "/c/s.mls").read_rows(["meta"], np.arange(4), schema)
+    assert column_to_list(back.columns["meta"], back.null_mask("meta")) == [None, {"a": 2}, {"a": 3}, {"a": 4}]
+
+
+@pytest.mark.parametrize("ids", [[0, 1, 2, 3, 4, 5], [3, 4, 5, 0, 1, 2]])
+def test_a_flush_joins_the_memtable_only_when_ids_arrived_out_of_order(
+        monkeypatch: pytest.MonkeyPatch, ids: list[int]) -> None:
+    from memora_lite import Memora
+    from memora_lite.storage.memtable import MemTable
+
+    joined: list[int] = []
+    real = MemTable.sorted_view
+    monkeypatch.setattr(MemTable, "sorted_view", lambda self: joined.append(1) or real(self))
+    with Memora(path=":memory:") as client:
+        for lo in range(0, 6, 3):
+            client.nosql.insert("c", {"id": ids[lo:lo + 3], "t": [[i, 0, 0] for i in ids[lo:lo + 3]]})
+        client.nosql.flush("c")
+        assert bool(joined) == (ids != sorted(ids))
+        assert client.nosql.query("c", filter="id >= 0", output_fields=["t"])["data"][1]["t"] == [1, 0, 0]
