@@ -489,7 +489,7 @@ class CollectionEngine:
             change = decode_keys(payload, name)
         elif record_type in (WAL_INSERT_ROW, WAL_UPSERT_ROW):
             change = decode_row(payload, self.schema, name)
-            held = sum(len(v) if type(v) is bytes else 9 for v in change)  # int lists whole, at most 9 per other value
+            held = sum(len(v) if type(v) in (bytes, str) else 9 for v in change)  # lists and text by length
         else:
             change = decode_rows(payload, self.schema, name)
         self._apply(record_type, change, held)

@@ -81,10 +81,6 @@ class WalWriter:
         """Append one record made by :func:`frame` (or framed in C by ``_rows.RowEncoder``)."""
         self.appender.append(record)
 
-    def append_parts(self, parts: list[bytes]) -> None:
-        """Append one record made by :func:`frame_parts`."""
-        self.appender.append_parts(parts)
-
     def sync(self) -> None:
         self.appender.sync()
 
