@@ -53,6 +53,8 @@ cdef extern from "mlite_tokens.h" nogil:
                                  int64_t *offsets)
     int mlite_tokens_index(const uint8_t *body, size_t body_len, const mlite_tokens_header *h,
                            int64_t *starts, int64_t *kept_starts, int64_t *uniform)
+    void mlite_ints_narrow(const void *src, unsigned src_size, int src_signed, void *dst, unsigned dst_size,
+                           size_t n, int64_t *lo, int64_t *hi)
 
 
 DEF MLITE_E_BODY_STATUS = 2  # MLITE_E_BODY in mlite_tokens.h
@@ -373,24 +375,20 @@ ctypedef fused narrow_dst:
     int64_t
 
 
-@cython.boundscheck(True)
 def narrow(const narrow_src[::1] values, narrow_dst[::1] out) -> tuple:
     """Copy ``values`` into ``out`` (of equal length) as ``out``'s type, in one pass that also
     finds their range: ``(lo, hi, fits)``. Where not ``fits``, some value lies outside ``out``'s
-    type and ``out`` holds it truncated; the caller converts again after widening."""
-    cdef Py_ssize_t i, n = values.shape[0]
-    cdef int64_t v, lo, hi
+    type and ``out`` holds it truncated; the caller converts again after widening. The loop is
+    ``mlite_ints_narrow`` (``csrc/mlite_tokens.c``)."""
+    cdef Py_ssize_t n = values.shape[0]
+    cdef int64_t lo, hi
+    cdef int is_signed = narrow_src is int8_t or narrow_src is int16_t or narrow_src is int32_t or narrow_src is int64_t
     if out.shape[0] != n:
         raise ValueError(f"out holds {out.shape[0]} values, not {n}")
     if n == 0:
         return 0, 0, True
-    lo = hi = values[0]
-    with nogil, cython.boundscheck(False):
-        for i in range(n):
-            v = values[i]
-            lo = v if v < lo else lo
-            hi = v if v > hi else hi
-            out[i] = <narrow_dst>v
+    with nogil:
+        mlite_ints_narrow(&values[0], sizeof(narrow_src), is_signed, &out[0], sizeof(narrow_dst), n, &lo, &hi)
     cdef object shift = 8 * sizeof(narrow_dst) - 1  # a Python int: 1 << 63 overflows C's int
     bound = 1 << shift
     return lo, hi, -bound <= lo and hi < bound
