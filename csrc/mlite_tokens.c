@@ -438,8 +438,9 @@ int mlite_tokens_index(const uint8_t *body, size_t body_len, const mlite_tokens_
 /* --- mlite_ints_narrow ---------------------------------------------------------------------- */
 
 /* The loop vectorizes only with AVX2 (SSE2 has no 64-bit compare); a build for the
- * baseline x86-64 runs it 1.7x slower. target_clones needs ifunc: glibc on Linux. */
-#if defined(__x86_64__) && defined(__linux__) && \
+ * baseline x86-64 runs it 1.7x slower. target_clones needs ifunc: glibc on Linux (musl,
+ * macOS and Windows builds get the baseline loop alone). */
+#if defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__) && \
     ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 6))
 #define MLITE_MULTIVERSION __attribute__((target_clones("avx2", "default")))
 #else
