@@ -12,6 +12,7 @@ from cpython.long cimport PyLong_FromLongLong
 from cpython.number cimport PyNumber_Index
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
+from cpython.buffer cimport Py_buffer
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.stdint cimport (INT64_MAX, INT64_MIN, int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t,
                           uint32_t, uint64_t)
@@ -357,6 +358,75 @@ def unpack_lists(const uint8_t[::1] body, object header, uint64_t first, uint64_
         return 0, _lists(values, offsets, count)
     finally:
         PyMem_Free(values)
+
+
+cdef extern from "Python.h":
+    int PyObject_GetBuffer(object obj, Py_buffer *view, int flags) except -1
+    void PyBuffer_Release(Py_buffer *view)
+    int PyBUF_SIMPLE
+
+
+DEF ROW_STACK = 512  # values a row decodes into on the stack; longer rows borrow the heap
+
+
+cdef class RowDecoder:
+    """One opened tokens1 block's rows as Python lists, one C call per row (a ``get``'s hot path).
+
+    Holds the body and the row index for the decoder's life, so :meth:`row` converts
+    no argument: a call costs the row's values, not the ~3 us of buffer conversions a
+    :func:`unpack_lists` call pays. ``on_error(status)`` raises for a kernel status.
+    """
+
+    cdef Py_buffer body
+    cdef bint held
+    cdef mlite_tokens_header h
+    cdef const int64_t[::1] starts
+    cdef const int64_t[::1] kept_starts
+    cdef object on_error
+
+    def __cinit__(self, object body, object header, const int64_t[::1] starts, const int64_t[::1] kept_starts,
+                  object on_error):
+        self.h = _header(header)
+        if <uint64_t>starts.shape[0] != self.h.n_rows + 1 or <uint64_t>kept_starts.shape[0] != self.h.n_rows + 1:
+            raise ValueError("starts and kept_starts must hold n_rows + 1 entries")
+        PyObject_GetBuffer(body, &self.body, PyBUF_SIMPLE)
+        self.held = True
+        self.starts = starts
+        self.kept_starts = kept_starts
+        self.on_error = on_error
+
+    def __dealloc__(self):
+        if self.held:
+            PyBuffer_Release(&self.body)
+
+    def row(self, Py_ssize_t i) -> list:
+        """Row ``i`` as a list of ints (IndexError outside the block)."""
+        cdef int64_t stack[ROW_STACK]
+        cdef int64_t *values = stack
+        cdef int64_t length
+        cdef int status
+        cdef list out
+        if i < 0 or <uint64_t>i >= self.h.n_rows:
+            raise IndexError(f"row {i} of a {self.h.n_rows}-row tokens1 block")
+        length = self.starts[i + 1] - self.starts[i]
+        if length < 0 or <uint64_t>length > self.h.n_values:
+            self.on_error(MLITE_E_BODY_STATUS)
+        if length > ROW_STACK:
+            values = <int64_t *>PyMem_Malloc(length * sizeof(int64_t))
+            if values is NULL:
+                raise MemoryError()
+        try:
+            status = mlite_tokens_unpack_rows(<const uint8_t *>self.body.buf, self.body.len, &self.h, i, 1,
+                                              self.kept_starts[i], -1, values, length, 8, INT64_MIN, INT64_MAX,
+                                              NULL)
+            if status:  # the kernel also refuses a row whose length is no longer ``length``
+                self.on_error(status)
+            out = PyList_New(length)
+            _fill_list(out, values, length)
+            return out
+        finally:
+            if values is not stack:
+                PyMem_Free(values)
 
 
 ctypedef fused narrow_src:

@@ -434,7 +434,7 @@ class TokenBlock:
     :meth:`TokenCodec.open_block`.
     """
 
-    __slots__ = ("body", "header", "kept_starts", "kernels", "nbytes", "starts", "uniform")
+    __slots__ = ("body", "header", "kept_starts", "kernels", "nbytes", "row", "starts", "uniform")
 
     def __init__(self, kernels: ModuleType, header: TokenHeader, body: Any, starts: np.ndarray,
                  kept_starts: np.ndarray, uniform: int | None) -> None:
@@ -445,6 +445,8 @@ class TokenBlock:
         self.kept_starts = kept_starts
         self.nbytes = len(body) + starts.nbytes + kept_starts.nbytes
         self.uniform = uniform  # the length every row shares, or None
+        # row(i): row i as a list of ints, in one kernel call that converts no buffer (a get's road)
+        self.row = kernels.RowDecoder(body, header, starts, kept_starts, _raise_status).row
 
     def __len__(self) -> int:
         return self.header.n_rows  # type: ignore[no-any-return]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import operator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -208,6 +209,33 @@ def unpack_lists(body: Any, header: Any, first: int, count: int, kept_before: in
     status = unpack_rows(body, header, first, count, kept_before, -1, values.view(np.uint8), 8, int(info.min),
                          int(info.max), offsets)
     return (status, None) if status else (OK, build_lists(values, offsets))
+
+
+class RowDecoder:
+    """One opened tokens1 block's rows as Python lists, one call per row (the compiled
+    ``RowDecoder``'s twin). ``on_error(status)`` raises for a kernel status."""
+
+    def __init__(self, body: Any, header: Any, starts: np.ndarray, kept_starts: np.ndarray,
+                 on_error: Callable[[int], Any]) -> None:
+        if len(starts) != header.n_rows + 1 or len(kept_starts) != header.n_rows + 1:
+            raise ValueError("starts and kept_starts must hold n_rows + 1 entries")
+        self.body, self.header, self.on_error = body, header, on_error
+        self.starts, self.kept_starts = starts, kept_starts
+
+    def row(self, i: int) -> list[int]:
+        """Row ``i`` as a list of ints (IndexError outside the block)."""
+        if not 0 <= i < self.header.n_rows:
+            raise IndexError(f"row {i} of a {self.header.n_rows}-row tokens1 block")
+        length = int(self.starts[i + 1] - self.starts[i])
+        if not 0 <= length <= self.header.n_values:
+            self.on_error(E_BODY)
+        values = np.empty(length, dtype=np.int64)
+        info = np.iinfo(np.int64)
+        status = unpack_rows(self.body, self.header, i, 1, int(self.kept_starts[i]), -1, values.view(np.uint8), 8,
+                             int(info.min), int(info.max), None)
+        if status:  # the kernel also refuses a row whose length is no longer ``length``
+            self.on_error(status)
+        return values.tolist()  # type: ignore[no-any-return]
 
 
 def index(body: Any, header: Any, starts: np.ndarray, kept_starts: np.ndarray) -> tuple[int, int]:

@@ -317,7 +317,7 @@ class SegmentReader:
             if nulls is not None and nulls[i]:
                 values.append(None)
             elif type(column) is TokenBlock:
-                values.append(column.lists(i, i + 1)[0])
+                values.append(column.row(i))
             elif type(column) is Ragged:
                 values.append(column.row(i).tolist())
             elif column.ndim == 1:

@@ -186,6 +186,7 @@ def test_opened_blocks_decode_any_row_range_as_the_whole_block_does(
         opened = codec.open_block(buf)
         assert len(opened) == len(rows)
         assert opened.lists(start, stop) == want
+        assert [opened.row(i) for i in range(start, stop)] == want
         part = opened.ragged(start, stop, dtype)
         assert part.values.dtype == dtype and part.to_lists() == want
         assert opened.width(start, stop) == width
@@ -201,6 +202,9 @@ def test_opened_blocks_refuse_rows_they_do_not_hold(codec: backend.TokenCodec) -
     for start, stop in ((0, 3), (-1, 1), (2, 1)):
         with pytest.raises(IndexError):
             opened.lists(start, stop)
+    for i in (-1, 2):
+        with pytest.raises(IndexError, match=f"row {i} of a 2-row"):
+            opened.row(i)
     with pytest.raises(CodecError, match="width"):
         opened.dense_into(0, 2, np.empty((2, 2), dtype=np.int64))
 
@@ -240,6 +244,48 @@ def test_row_range_kernels_agree_and_never_overrun_on_unchecked_bodies(
         results.append((status, out.tolist() if status == 0 else None, offsets.tolist() if status == 0 else None,
                         lists))
     assert all(r == results[0] for r in results)
+
+
+@settings(max_examples=500)
+@given(
+    st.sampled_from([1, 2, 4, 8, 3]),
+    st.sampled_from([1, 2, 4, 8]),
+    st.integers(0, 6),
+    st.integers(0, 12),
+    st.integers(0, 40),
+    st.integers(I64_MIN, I64_MAX),
+    st.binary(max_size=120),
+    st.lists(st.integers(-3, 40), min_size=7, max_size=7),
+    st.lists(st.integers(-3, 14), min_size=7, max_size=7),
+    st.integers(-1, 7),
+    st.booleans(),
+)
+def test_row_decoders_agree_and_never_overrun_whatever_body_and_index(
+    w: int, lw: int, n_rows: int, n_kept: int, n_values: int, base: int, body: bytes,
+    starts: list[int], kept_starts: list[int], row: int, kept_shared: bool,
+) -> None:
+    """A row decoder trusts neither its body nor its index (a scratch body can change under a
+    cached index): whatever both hold, both backends give the same row or the same error."""
+    header = backend.TokenHeader(n_rows, n_kept, n_values, base, w, lw, kept_shared)
+    index = np.array(starts[: n_rows + 1], dtype=np.int64), np.array(kept_starts[: n_rows + 1], dtype=np.int64)
+    outcomes = []
+    for kernels in [c.kernels for c in CODECS]:
+        try:
+            outcomes.append(kernels.RowDecoder(body, header, *index, backend._raise_status).row(row))
+        except (CodecError, IndexError, ValueError) as exc:
+            outcomes.append((type(exc), str(exc)))
+    assert all(o == outcomes[0] for o in outcomes)
+
+
+@each_codec
+def test_a_row_decoder_refuses_a_body_that_changed_under_its_index(codec: backend.TokenCodec) -> None:
+    body = bytearray(codec.encode_token_lists([[5, 6, 7, 0, 0], [8, 0, 0, 0, 0]], level=None))
+    opened = codec.open_block(body)
+    assert opened.row(0) == [5, 6, 7, 0, 0]
+    lengths_at = backend.HEADER_SIZE  # the first row's length, rewritten under the index built from it
+    body[lengths_at] = 3
+    with pytest.raises(CodecError, match="tokens1 block"):
+        opened.row(0)
 
 
 ADVERSARIAL = {
