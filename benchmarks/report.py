@@ -109,7 +109,7 @@ def figures(bench: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for b in bench["benchmarks"]:
         info, median = b.get("extra_info", {}), b["stats"]["median"]
         workload, engine = info.get("workload"), info.get("engine")
-        if workload is None or workload in ("scaling", "size_real_text"):
+        if workload is None or workload in ("scaling", "size_real_text", "floor"):
             continue
         row = out.setdefault(engine, {})
         if workload in THROUGHPUTS:
@@ -241,6 +241,30 @@ def scaling_table(bench: dict[str, Any]) -> str | None:
     return _table(["op", "store rows", "segments", "cost", "throughput"], rows)
 
 
+def floors_table(bench: dict[str, Any], figs: dict[str, dict[str, Any]]) -> str | None:
+    """Each workload's unskippable steps (``test_floors.py``), their sum as the best rate it allows, the
+    goal, and what the whole workload did in this run."""
+    steps: dict[str, list[tuple[str, float, int]]] = {}
+    for b in bench["benchmarks"]:
+        info = b.get("extra_info", {})
+        if info.get("workload") == "floor":
+            steps.setdefault(info["floor_of"], []).append((info["step"], b["stats"]["median"], info["rows"]))
+    if not steps:
+        return None
+    goals = {key: goal for key, goal, _ in GOALS}
+    ours = figs.get("memora_lite", {})
+    rows = []
+    for workload, parts in steps.items():
+        seconds, n = sum(t for _, t, _ in parts), parts[0][2]
+        bound = n / seconds
+        measured = ours.get(workload)
+        rows.append([workload, ", ".join(f"{step} {t * 1e3:,.1f}" for step, t, _ in parts), f"{seconds * 1e3:,.1f}",
+                     _rate(bound), goals.get(workload, "-"), _rate(measured),
+                     "-" if measured is None else f"{measured / bound:.2f}"])
+    return _table(["workload", "steps alone, ms (median)", "sum, ms", "best rate they allow", "goal", "whole workload",
+                   "whole / bound"], rows)
+
+
 def real_text(bench: dict[str, Any]) -> dict[str, Any] | None:
     for b in bench["benchmarks"]:
         if b.get("extra_info", {}).get("workload") == "size_real_text":
@@ -262,6 +286,9 @@ def report(bench: dict[str, Any]) -> str:
     scaling = scaling_table(bench)
     if scaling:
         out += ["", "## Scaling (memora_lite)", "", scaling]
+    floors = floors_table(bench, figs)
+    if floors:
+        out += ["", "## Floors: the steps a workload cannot skip, each timed alone (test_floors.py)", "", floors]
     text = real_text(bench)
     if text:
         import size_real_text
