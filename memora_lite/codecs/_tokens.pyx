@@ -12,7 +12,7 @@ from cpython.long cimport PyLong_FromLongLong
 from cpython.number cimport PyNumber_Index
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
-from cpython.buffer cimport Py_buffer
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer, Py_buffer
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.stdint cimport (INT64_MAX, INT64_MIN, int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t,
                           uint32_t, uint64_t)
@@ -360,12 +360,6 @@ def unpack_lists(const uint8_t[::1] body, object header, uint64_t first, uint64_
         PyMem_Free(values)
 
 
-cdef extern from "Python.h":
-    int PyObject_GetBuffer(object obj, Py_buffer *view, int flags) except -1
-    void PyBuffer_Release(Py_buffer *view)
-    int PyBUF_SIMPLE
-
-
 DEF ROW_STACK = 512  # values a row decodes into on the stack; longer rows borrow the heap
 
 
@@ -374,7 +368,8 @@ cdef class RowDecoder:
 
     Holds the body and the row index for the decoder's life, so :meth:`row` converts
     no argument: a call costs the row's values, not the ~3 us of buffer conversions a
-    :func:`unpack_lists` call pays. ``on_error(status)`` raises for a kernel status.
+    :func:`unpack_lists` call pays. ``on_error(status)`` raises for a kernel status
+    (should it return, ValueError is raised instead).
     """
 
     cdef Py_buffer body
@@ -410,7 +405,7 @@ cdef class RowDecoder:
             raise IndexError(f"row {i} of a {self.h.n_rows}-row tokens1 block")
         length = self.starts[i + 1] - self.starts[i]
         if length < 0 or <uint64_t>length > self.h.n_values:
-            self.on_error(MLITE_E_BODY_STATUS)
+            self._fail(MLITE_E_BODY_STATUS)
         if length > ROW_STACK:
             values = <int64_t *>PyMem_Malloc(length * sizeof(int64_t))
             if values is NULL:
@@ -420,13 +415,17 @@ cdef class RowDecoder:
                                               self.kept_starts[i], -1, values, length, 8, INT64_MIN, INT64_MAX,
                                               NULL)
             if status:  # the kernel also refuses a row whose length is no longer ``length``
-                self.on_error(status)
+                self._fail(status)
             out = PyList_New(length)
             _fill_list(out, values, length)
             return out
         finally:
             if values is not stack:
                 PyMem_Free(values)
+
+    cdef int _fail(self, int status) except -1:
+        self.on_error(status)
+        raise ValueError(f"tokens1 kernel status {status}")
 
 
 ctypedef fused narrow_src:

@@ -408,8 +408,8 @@ class TokenCodec:
         """Decompress and check a tokens1 block once, for decoding any of its row ranges later.
 
         >>> block = open_block(encode_token_lists([[4, 0, 0], [5, 6, 0], [7]]))
-        >>> block.lists(1, 3), block.ragged(0, 2, np.dtype("int8")).to_lists()
-        ([[5, 6, 0], [7]], [[4, 0, 0], [5, 6, 0]])
+        >>> block.lists(1, 3), block.ragged(0, 2, np.dtype("int8")).to_lists(), block.row(2)
+        ([[5, 6, 0], [7]], [[4, 0, 0], [5, 6, 0]], [7])
 
         With ``scratch`` the body lives in this thread's scratch buffer (see
         :func:`zstd_decompress`): the block is good until the thread's next scratch call.

@@ -213,7 +213,15 @@ def unpack_lists(body: Any, header: Any, first: int, count: int, kept_before: in
 
 class RowDecoder:
     """One opened tokens1 block's rows as Python lists, one call per row (the compiled
-    ``RowDecoder``'s twin). ``on_error(status)`` raises for a kernel status."""
+    ``RowDecoder``'s twin). ``on_error(status)`` raises for a kernel status (should it
+    return, ValueError is raised instead).
+
+    >>> from memora_lite.codecs.backend import TokenCodec, _raise_status
+    >>> import memora_lite.codecs.tokens_numpy as kernels
+    >>> block = TokenCodec(kernels).open_block(TokenCodec(kernels).encode_token_lists([[7, 0], [8, 9, 0]]))
+    >>> RowDecoder(block.body, block.header, block.starts, block.kept_starts, _raise_status).row(1)
+    [8, 9, 0]
+    """
 
     def __init__(self, body: Any, header: Any, starts: np.ndarray, kept_starts: np.ndarray,
                  on_error: Callable[[int], Any]) -> None:
@@ -228,14 +236,18 @@ class RowDecoder:
             raise IndexError(f"row {i} of a {self.header.n_rows}-row tokens1 block")
         length = int(self.starts[i + 1] - self.starts[i])
         if not 0 <= length <= self.header.n_values:
-            self.on_error(E_BODY)
+            self._fail(E_BODY)
         values = np.empty(length, dtype=np.int64)
         info = np.iinfo(np.int64)
         status = unpack_rows(self.body, self.header, i, 1, int(self.kept_starts[i]), -1, values.view(np.uint8), 8,
                              int(info.min), int(info.max), None)
         if status:  # the kernel also refuses a row whose length is no longer ``length``
-            self.on_error(status)
+            self._fail(status)
         return values.tolist()  # type: ignore[no-any-return]
+
+    def _fail(self, status: int) -> None:
+        self.on_error(status)
+        raise ValueError(f"tokens1 kernel status {status}")
 
 
 def index(body: Any, header: Any, starts: np.ndarray, kept_starts: np.ndarray) -> tuple[int, int]:

@@ -288,6 +288,17 @@ def test_a_row_decoder_refuses_a_body_that_changed_under_its_index(codec: backen
         opened.row(0)
 
 
+@each_codec
+def test_a_row_decoder_raises_even_when_its_error_callback_returns(codec: backend.TokenCodec) -> None:
+    opened = codec.open_block(codec.encode_token_lists([[5, 6, 0]], level=None))
+    seen: list[int] = []
+    lying_starts = np.array([0, 2], dtype=np.int64)  # the row holds 3 values
+    decoder = codec.kernels.RowDecoder(opened.body, opened.header, lying_starts, opened.kept_starts, seen.append)
+    with pytest.raises(ValueError, match="tokens1 kernel status"):
+        decoder.row(0)
+    assert seen and seen[0] != 0
+
+
 ADVERSARIAL = {
     "zero rows": [],
     "empty rows": [[], [], []],
