@@ -72,6 +72,15 @@ def stored(squad: Squad) -> tuple[Schema, Any]:
     return schema, batch
 
 
+def _write_each(path: str, blobs: list[bytes]) -> int:
+    """Append each of ``blobs`` to a fresh file at ``path`` with a ``write()`` of its own, as the log does."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND)
+    try:
+        return sum(os.write(fd, blob) for blob in blobs)
+    finally:
+        os.close(fd)
+
+
 def _ragged(values: np.ndarray, width: int) -> Ragged:
     return Ragged(values, np.arange(0, len(values) + 1, width, dtype=np.int64))
 
@@ -97,14 +106,9 @@ def test_floor_bulk_numpy(benchmark: Any, squad: Squad, stored: tuple[Schema, An
     elif step == "log_write":
         blobs = [codecs.encode_column(_ragged(values, width), "tokens", None)[1]
                  for _, values in _narrowed(squad, schema)]
-        path = os.path.join(tmp_path, "log")
 
         def run() -> Any:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND)
-            try:
-                return sum(os.write(fd, blob) for blob in blobs)
-            finally:
-                os.close(fd)
+            return _write_each(os.path.join(tmp_path, "log"), blobs)
     else:
         fs, path = OsFileSystem(), os.path.join(tmp_path, "seg.mls")
 
@@ -165,13 +169,8 @@ def test_floor_fillrow(benchmark: Any, squad: Squad, stored: tuple[Schema, Any],
             return True
     else:
         records = [encoder.encode(row, WAL_INSERT_ROW)[2] for row in squad.rows]
-        path = os.path.join(tmp_path, "log")
 
         def run() -> Any:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND)
-            try:
-                return sum(os.write(fd, record) for record in records)
-            finally:
-                os.close(fd)
+            return _write_each(os.path.join(tmp_path, "log"), records)
     assert benchmark.pedantic(run, rounds=ROUNDS, iterations=1)
     _record(benchmark, "fillrow", step, squad.n)

@@ -209,8 +209,8 @@ def test_opened_blocks_refuse_rows_they_do_not_hold(codec: backend.TokenCodec) -
         opened.dense_into(0, 2, np.empty((2, 2), dtype=np.int64))
 
 
-@settings(max_examples=500)
-@given(
+# An unchecked block: w (3 is no width), lw, n_rows, n_kept, n_values, base and the body's bytes.
+UNCHECKED_BLOCKS = (
     st.sampled_from([1, 2, 4, 8, 3]),
     st.sampled_from([1, 2, 4, 8]),
     st.integers(0, 6),
@@ -218,6 +218,12 @@ def test_opened_blocks_refuse_rows_they_do_not_hold(codec: backend.TokenCodec) -
     st.integers(0, 40),
     st.integers(I64_MIN, I64_MAX),
     st.binary(max_size=120),
+)
+
+
+@settings(max_examples=500)
+@given(
+    *UNCHECKED_BLOCKS,
     st.integers(0, 8),
     st.integers(0, 8),
     st.integers(0, 14),
@@ -248,13 +254,7 @@ def test_row_range_kernels_agree_and_never_overrun_on_unchecked_bodies(
 
 @settings(max_examples=500)
 @given(
-    st.sampled_from([1, 2, 4, 8, 3]),
-    st.sampled_from([1, 2, 4, 8]),
-    st.integers(0, 6),
-    st.integers(0, 12),
-    st.integers(0, 40),
-    st.integers(I64_MIN, I64_MAX),
-    st.binary(max_size=120),
+    *UNCHECKED_BLOCKS,
     st.lists(st.integers(-3, 40), min_size=7, max_size=7),
     st.lists(st.integers(-3, 14), min_size=7, max_size=7),
     st.integers(-1, 7),
