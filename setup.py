@@ -1,4 +1,4 @@
-"""Builds the compiled kernels (token codec, row checks); package metadata lives in pyproject.toml.
+"""Builds the compiled kernels (token codec, row checks, range index lookup); package metadata lives in pyproject.toml.
 
 python setup.py build_ext --inplace
 """
@@ -23,4 +23,12 @@ rows = Extension(
     extra_compile_args=[] if sys.platform == "win32" else ["-O3"],
 )
 
-setup(ext_modules=cythonize([tokens, rows], compiler_directives={"language_level": "3"}))
+rangeindex = Extension(
+    "memora_lite.storage._rangeindex",
+    sources=["memora_lite/storage/_rangeindex.pyx"],
+    include_dirs=[np.get_include()],
+    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    extra_compile_args=[] if sys.platform == "win32" else ["-O3"],
+)
+
+setup(ext_modules=cythonize([tokens, rows, rangeindex], compiler_directives={"language_level": "3"}))

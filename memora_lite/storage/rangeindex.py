@@ -24,7 +24,38 @@ from typing import Any
 
 import numpy as np
 
+from memora_lite.codecs.backend import BACKEND
+
 Range = tuple[Any, bool, Any, bool]  # lo, lo inclusive, hi, hi inclusive; None = open end
+
+_INT64 = np.dtype(np.int64)
+_INT64_MIN, _INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
+
+
+def search_numpy(keys: np.ndarray, key: Any, right: bool) -> int:
+    """Where ``key`` sits in sorted ``keys``: ``numpy.searchsorted`` for one key, any key type (the
+    compiled ``search``'s twin)."""
+    return int(np.searchsorted(keys, key, side="right" if right else "left"))
+
+
+if BACKEND == "numpy":  # MEMORA_LITE_BACKEND=numpy runs every kernel's twin
+    _search_int = search_numpy
+else:
+    from memora_lite.storage._rangeindex import search as _search_int
+
+
+def search(keys: np.ndarray, key: Any, right: bool = False) -> int:
+    """Where ``key`` sits in sorted ``keys`` (``numpy.searchsorted`` for one key, ``right`` as
+    ``side="right"``): an int key in int64 keys by the compiled binary search, ~0.15 us
+    against numpy's ~1.8 us for one key; any other by numpy.
+
+    >>> keys = np.array([2, 3, 3, 8])
+    >>> search(keys, 3), search(keys, 3, right=True), search(keys, 9), search(np.array(["a", "c"]), "b")
+    (1, 3, 4, 1)
+    """
+    if type(key) is int and keys.dtype == _INT64 and _INT64_MIN <= key <= _INT64_MAX:
+        return _search_int(keys, key, right)  # type: ignore[no-any-return]
+    return search_numpy(keys, key, right)
 
 
 @dataclass(frozen=True)
@@ -75,8 +106,8 @@ def rows_in_sorted(keys: np.ndarray, constraint: KeyConstraint, base: int = 0) -
         spans.extend((p, True, p, True) for p in inside)
     pieces = []
     for lo, lo_inc, hi, hi_inc in spans:
-        start = 0 if lo is None else int(np.searchsorted(keys, lo, side="left" if lo_inc else "right"))
-        stop = len(keys) if hi is None else int(np.searchsorted(keys, hi, side="right" if hi_inc else "left"))
+        start = 0 if lo is None else search(keys, lo, right=not lo_inc)
+        stop = len(keys) if hi is None else search(keys, hi, right=hi_inc)
         if stop > start:
             pieces.append(np.arange(base + start, base + stop, dtype=np.int64))
     if not pieces:
@@ -111,17 +142,16 @@ def segment_span(segment: Any, lo: Any, lo_inclusive: bool, hi: Any, hi_inclusiv
     Rows of a segment are in key order, so one range is one run of rows: two
     binary searches over block first keys, then one inside each end block.
     """
-    start = 0 if lo is None else _row_at(segment, lo, "left" if lo_inclusive else "right")
-    stop = segment.rows if hi is None else _row_at(segment, hi, "right" if hi_inclusive else "left")
+    start = 0 if lo is None else _row_at(segment, lo, right=not lo_inclusive)
+    stop = segment.rows if hi is None else _row_at(segment, hi, right=hi_inclusive)
     return start, max(start, stop)
 
 
-def _row_at(segment: Any, key: Any, side: str) -> int:
-    """Where ``key`` would sit among a segment's sorted keys (``numpy.searchsorted`` semantics)."""
+def _row_at(segment: Any, key: Any, right: bool) -> int:
+    """Where ``key`` would sit among a segment's sorted keys (:func:`search` semantics)."""
     if segment.dense and type(key) is int:  # keys min_pk .. max_pk, one per row
-        return min(max(key - segment.min_pk + (side == "right"), 0), segment.rows)  # type: ignore[no-any-return]
+        return min(max(key - segment.min_pk + right, 0), segment.rows)  # type: ignore[no-any-return]
     block = bisect_right(segment.first_keys, key) - 1
     if block < 0:
         return 0
-    keys = segment.keys(block)
-    return block * segment.block_rows + int(np.searchsorted(keys, key, side=side))  # type: ignore[call-overload]
+    return block * segment.block_rows + search(segment.keys(block), key, right)  # type: ignore[no-any-return]

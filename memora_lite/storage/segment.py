@@ -45,6 +45,7 @@ from memora_lite.errors import CodecError, CorruptionError
 from memora_lite.schema import Schema, column_kind, element_dtype, null_column, widen
 from memora_lite.storage.format import SEGMENT_BLOCK_ROWS, SEGMENT_MAGIC, SEGMENT_TRAILER, masked_crc
 from memora_lite.storage.fs import FileSystem
+from memora_lite.storage.rangeindex import search
 
 CachedBlock = tuple[Column | TokenBlock, np.ndarray | None]  # one column's block and its null mask
 DEFAULT_CACHE_BYTES = 64 << 20  # opened blocks kept; scans bypass it, so this bounds what gets and short reads keep
@@ -287,7 +288,7 @@ class SegmentReader:
             return key - self.min_pk  # type: ignore[no-any-return]
         block = bisect_right(self.first_keys, key) - 1
         keys = self.keys(block)
-        i = int(np.searchsorted(keys, key))
+        i = search(keys, key)
         return block * self.block_rows + i if i < len(keys) and keys[i] == key else -1
 
     def row_values(self, position: int, fields: Sequence[str], key: Any) -> list[Any] | None:
