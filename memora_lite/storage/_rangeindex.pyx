@@ -2,9 +2,10 @@
 """Compiled lookup of the id range index: where one int key sits in a block's sorted int64 keys.
 
 ``search`` matches :func:`memora_lite.storage.rangeindex.search_numpy` (``numpy.searchsorted``
-for one key), its twin; :func:`memora_lite.storage.rangeindex.search` picks between them. It reads the array through numpy's C API rather than a typed
-memoryview: acquiring a memoryview costs about a microsecond, several times the search
-itself, and a ``get`` of a key that is not simply ``min_pk + row`` pays one search.
+for one key), its twin; :func:`memora_lite.storage.rangeindex.search` picks between them.
+It reads the array through numpy's C API rather than a typed memoryview, whose acquisition
+costs more than the search itself: a ``get`` of a key that is not ``min_pk + row`` pays
+one search (``benchmarks/test_key_lookup.py``).
 """
 
 cimport numpy as cnp

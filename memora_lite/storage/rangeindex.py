@@ -46,8 +46,8 @@ else:
 
 def search(keys: np.ndarray, key: Any, right: bool = False) -> int:
     """Where ``key`` sits in sorted ``keys`` (``numpy.searchsorted`` for one key, ``right`` as
-    ``side="right"``): an int key in int64 keys by the compiled binary search, ~0.15 us
-    against numpy's ~1.8 us for one key; any other by numpy.
+    ``side="right"``): an int key in int64 keys by the compiled binary search, which skips
+    numpy's per-call overhead (``benchmarks/test_key_lookup.py``); any other by numpy.
 
     >>> keys = np.array([2, 3, 3, 8])
     >>> search(keys, 3), search(keys, 3, right=True), search(keys, 9), search(np.array(["a", "c"]), "b")
