@@ -16,8 +16,9 @@ work (a different design) or spreading it over more cores can.
 * ``range_numpy``: 1,024-row reads of both token columns into 2-D arrays -- ``zstd``
   (decompress every block of both columns) and ``dense`` (expand the decompressed rows
   into ``(1024, 384)`` arrays of the stored dtypes).
-* ``fillrow``: one row per call -- ``encode`` (check the row dict and frame its log
-  record, ``RowEncoder.encode``) and ``write`` (one ``write()`` of each record).
+* ``fillrow``: one row per call -- ``encode`` (check the row dict, frame its log record
+  and hold its values: ``RowEncoder.encode`` into the memtable's ``PendingRows``, a batch
+  every 4,096 rows) and ``write`` (one ``write()`` of each record).
 
 Measure::
 
@@ -41,6 +42,7 @@ from memora_lite.schema import Schema, element_dtype
 from memora_lite.storage import segment
 from memora_lite.storage.format import WAL_INSERT_ROW
 from memora_lite.storage.fs import OsFileSystem
+from memora_lite.storage.memtable import PENDING_ROWS
 
 if TYPE_CHECKING:
     from conftest import Squad
@@ -164,8 +166,12 @@ def test_floor_fillrow(benchmark: Any, squad: Squad, stored: tuple[Schema, Any],
     run: Callable[[], Any]
     if step == "encode":
         def run() -> Any:
+            pending = schema.pending_rows()
             for row in squad.rows:
-                encoder.encode(row, WAL_INSERT_ROW)
+                encoder.encode(row, WAL_INSERT_ROW, into=pending)
+                pending.keep()
+                if len(pending) == PENDING_ROWS:
+                    schema.pending_batch(pending)
             return True
     else:
         records = [encoder.encode(row, WAL_INSERT_ROW)[2] for row in squad.rows]

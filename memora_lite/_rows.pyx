@@ -12,7 +12,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.dict cimport PyDict_GetItem, PyDict_SetItem, PyDict_Size
 from cpython.object cimport PyObject
 from libc.stdint cimport int16_t, int32_t, int64_t, int8_t, uint8_t, uint16_t, uint32_t, uint64_t
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memmove
 
 import numpy as np
 
@@ -61,6 +61,9 @@ DEF RECORD_HEADER = 16  # u32 payload length, u32 type, u32 payload CRC, u32 CRC
 # [length, value, the values before the run] (docs/format.md#wal-payloads): a padded
 # SQuAD row's record shrinks from ~1,180 to ~545 bytes, and the write with it.
 DEF SHORT_FORM_SAVES = 8
+
+
+cdef class PendingRows
 
 
 cdef class RowEncoder:
@@ -132,22 +135,41 @@ cdef class RowEncoder:
             return n if n <= self.capacities[k] else -1
         return 0
 
-    def encode(self, object row, uint32_t record_type):
-        """``(key, values, record, held)`` for a row this encoder takes, else None."""
+    def encode(self, object row, uint32_t record_type, PendingRows into=None):
+        """``(key, values, record, held)`` for a row this encoder takes, else None.
+
+        With ``into`` (a :class:`PendingRows` of this encoder) the values go straight into
+        its columns, as its next row, and the result is ``(key, record, held)``: the row
+        counts once :meth:`PendingRows.keep` says so (after its record is written).
+        """
+        if into is None:
+            return self._encode(row, record_type, None)
+        if into.encoder is not self:
+            raise ValueError("these pending rows belong to another encoder")
+        into._reserve_row()
+        try:
+            return self._encode(row, record_type, into)
+        finally:
+            into._done()
+
+    cdef object _encode(self, object row, uint32_t record_type, PendingRows into):
         cdef Py_ssize_t k, n, nbytes, run, size = _array_header_size(self.n_fields)
         cdef Py_ssize_t held = size  # the payload's size were every list logged whole
         cdef Py_ssize_t counts[64]
         cdef Py_ssize_t kept[64]  # an int list's values logged before its trailing run; -1: logged whole
+        cdef long long ints[64]
+        cdef char *data[64]  # each int list, packed
         cdef PyObject *item
         cdef long long v
-        cdef list values
+        cdef list values = None
         cdef list others = None
         cdef char *out
-        cdef const char *data
         cdef object record, packed
+        cdef object key = None
         if type(row) is not dict or PyDict_Size(row) != self.n_fields:
             return None
-        values = [None] * self.n_fields
+        if into is None:
+            values = [None] * self.n_fields
         for k in range(self.n_fields):  # pass 1: check and pack every value, measure the payload
             item = PyDict_GetItem(row, self.names[k])
             n = self._measure(k, item, &v)
@@ -156,20 +178,27 @@ cdef class RowEncoder:
             if self.kinds[k] == FIELD_INT:
                 size += _int_size(v)
                 held += _int_size(v)
-                values[k] = <object>item
+                ints[k] = v
+                if k == self.pk_index:
+                    key = <object>item
+                if values is not None:
+                    values[k] = <object>item
             elif self.kinds[k] == FIELD_INTS:
                 nbytes = n * self.sizes[k]
-                packed = PyBytes_FromStringAndSize(NULL, nbytes)
-                if not _pack_list(<object>item, self.lows[k], self.highs[k], self.sizes[k],
-                                  PyBytes_AS_STRING(packed), nbytes):
+                if values is not None:
+                    packed = PyBytes_FromStringAndSize(NULL, nbytes)
+                    values[k] = packed
+                    data[k] = PyBytes_AS_STRING(packed)
+                else:
+                    data[k] = into._stage_ints(k, nbytes)
+                if not _pack_list(<object>item, self.lows[k], self.highs[k], self.sizes[k], data[k], nbytes):
                     return None
-                values[k] = packed
                 counts[k] = n
                 held += _bin_header_size(nbytes) + nbytes
-                run = _trailing_run(PyBytes_AS_STRING(packed), n, self.sizes[k])
+                run = _trailing_run(data[k], n, self.sizes[k])
                 if run * self.sizes[k] > SHORT_FORM_SAVES:
                     kept[k] = n - run
-                    size += (1 + _int_size(n) + _int_size(_value_at(PyBytes_AS_STRING(packed), n - 1, self.sizes[k]))
+                    size += (1 + _int_size(n) + _int_size(_value_at(data[k], n - 1, self.sizes[k]))
                              + _bin_header_size(kept[k] * self.sizes[k]) + kept[k] * self.sizes[k])
                 else:
                     kept[k] = -1
@@ -184,7 +213,12 @@ cdef class RowEncoder:
                 others[k] = packed
                 size += len(packed)
                 held += len(packed)
-                values[k] = stored
+                if k == self.pk_index:
+                    key = stored
+                if values is not None:
+                    values[k] = stored
+                else:
+                    into._stage_other(k, stored)
         if size > 0xFFFFFFFF:
             return None
         record = PyBytes_FromStringAndSize(NULL, RECORD_HEADER + size)
@@ -192,27 +226,30 @@ cdef class RowEncoder:
         out = _put_array_header(out, self.n_fields)
         for k in range(self.n_fields):  # pass 2: write the payload
             if self.kinds[k] == FIELD_INT:
-                out = _put_int(out, <object>values[k])
+                out = _put_ll(out, ints[k])
+                if into is not None:
+                    into._stage_int(k, ints[k])
             elif self.kinds[k] == FIELD_INTS:
-                data = PyBytes_AS_STRING(values[k])
                 n = counts[k]
                 if kept[k] >= 0:  # [length, tail value, values before the run]: padding is not logged
                     out[0] = <char>0x93
                     out = _put_ll(out + 1, n)
-                    out = _put_ll(out, _value_at(data, n - 1, self.sizes[k]))
+                    out = _put_ll(out, _value_at(data[k], n - 1, self.sizes[k]))
                     n = kept[k]
                 nbytes = n * self.sizes[k]
                 out = _put_bin_header(out, nbytes)
-                memcpy(out, data, nbytes)
+                memcpy(out, data[k], nbytes)
                 out += nbytes
             else:
                 packed = others[k]
                 memcpy(out, PyBytes_AS_STRING(packed), len(packed))
                 out += len(packed)
         _frame(PyBytes_AS_STRING(record), <uint32_t>size, record_type)
-        # A tuple of ints and bytes: the collector stops tracking it, so a memtable of millions
-        # of rows adds nothing to full collections.
-        return values[self.pk_index], tuple(values), record, held
+        if into is not None:
+            into.ready = True
+            return key, record, held
+        # A tuple of ints and bytes: the collector stops tracking it.
+        return key, tuple(values), record, held
 
     def encode_batch(self, list rows):
         """The columns of ``rows`` (row dicts) if this encoder takes every row, else None.
@@ -293,71 +330,189 @@ cdef class RowEncoder:
                 columns[k] = stored
         return columns
 
-    def pack_rows(self, list rows):
-        """The columns of ``rows``, each a row's ``values`` as :meth:`encode` returns them (or
-        as recovery reads them back), in :meth:`encode_batch`'s form.
 
-        How the memtable turns the one-row inserts it gathered into a column batch:
-        one copy per value and no Python call per row. Every value is checked again
-        (a replayed log is input like any other): ValueError names the first misfit.
 
-        >>> encoder = RowEncoder(("id", "t"), [("int", 0, 99), ("ints", -128, 127, 1, 8)], 0)
-        >>> held = encoder.encode({"id": 7, "t": [1, -2]}, 4)[1]
-        >>> ids, (values, offsets) = encoder.pack_rows([held, [8, b""]])
-        >>> ids.tolist(), values.tolist(), offsets.tolist()
-        ([7, 8], [1, -2], [0, 2, 2])
-        >>> encoder.pack_rows([(7, b"\\x01\\x02\\x03" * 3)])
-        Traceback (most recent call last):
-        ...
-        ValueError: row 0, field 't': 9 bytes are not 1-byte values, at most 8
-        """
-        cdef Py_ssize_t n = len(rows), i, k, pos, length
-        cdef long long v
-        cdef object row, value
+cdef class PendingRows:
+    r"""One-row inserts gathered column by column, until they become a batch (the memtable's
+    pending rows): no Python object per row or per value.
+
+    :meth:`RowEncoder.encode` with ``into=`` writes a row's values here, past the rows
+    held; :meth:`keep` counts it (the engine calls it once the row's record is written,
+    so a row refused after encoding -- a duplicate key -- is simply overwritten by the
+    next). :meth:`add` takes a row as recovery reads it back from the log, checking every
+    value again (a replayed log is input like any other). :meth:`take` hands the rows
+    over as columns, in :meth:`RowEncoder.encode_batch`'s form, and starts again.
+
+    >>> encoder = RowEncoder(("id", "t"), [("int", 0, 99), ("ints", -128, 127, 1, 8)], 0)
+    >>> pending = PendingRows(encoder)
+    >>> key, record, held = encoder.encode({"id": 7, "t": [1, -2]}, 4, into=pending)
+    >>> pending.keep(); pending.add((8, b"")); len(pending)
+    2
+    >>> ids, (values, offsets) = pending.take()
+    >>> ids.tolist(), values.tolist(), offsets.tolist(), len(pending)
+    ([7, 8], [1, -2], [0, 2, 2], 0)
+    >>> pending.add((7, b"\x01\x02\x03" * 3))
+    Traceback (most recent call last):
+    ...
+    ValueError: row 0, field 't': 9 bytes are not 1-byte values, at most 8
+    """
+
+    cdef readonly RowEncoder encoder
+    cdef Py_ssize_t n, rows_cap
+    cdef bint busy  # a row is being staged: staging again now (re-entrant user code) is refused
+    cdef bint ready  # a row is staged, waiting for keep()
+    cdef list arrays  # per field: its int64 column (int), packed bytes (int list) or list (other)
+    cdef list offsets  # per int list field: int64 row starts, in values
+    cdef list staged  # per other field: the staged row's value
+    cdef char *data[64]  # each int and int list field's array
+    cdef int64_t *starts[64]  # each int list field's offsets
+    # Bytes of each int list field: held, allocated, and those of the staged row.
+    cdef Py_ssize_t used[64]
+    cdef Py_ssize_t room[64]
+    cdef Py_ssize_t pending[64]
+
+    def __init__(self, RowEncoder encoder):
+        cdef Py_ssize_t k
+        self.encoder = encoder
+        self.arrays = [None] * encoder.n_fields
+        self.offsets = [None] * encoder.n_fields
+        self.staged = [None] * encoder.n_fields
+        self.n = self.rows_cap = 0
+        for k in range(encoder.n_fields):
+            self.used[k] = self.room[k] = self.pending[k] = 0
+            if encoder.kinds[k] == FIELD_OTHER:
+                self.arrays[k] = []
+        self._grow_rows(64)
+
+    def __len__(self):
+        return self.n
+
+    cdef int _grow_rows(self, Py_ssize_t rows) except -1:
+        """Room for ``rows`` rows in every row-indexed array, the held rows kept."""
+        cdef Py_ssize_t k
+        cdef uint8_t[::1] view
         cdef int64_t[::1] ints
-        cdef int64_t[::1] offsets
-        cdef uint8_t[::1] packed
-        cdef list columns = [None] * self.n_fields
-        for i in range(n):
-            row = rows[i]
-            if (type(row) is not tuple and type(row) is not list) or len(row) != self.n_fields:
-                raise ValueError(f"row {i}: expected {self.n_fields} values, got {type(row).__name__}")
-        for k in range(self.n_fields):
-            if self.kinds[k] == FIELD_INT:
-                column = np.empty(n, dtype=np.int64)
-                ints = column
-                for i in range(n):
-                    value = rows[i][k]
-                    if not _plain_int(<PyObject *>value, &v) or not self.lows[k] <= v <= self.highs[k]:
-                        raise ValueError(f"row {i}, field '{self.names[k]}': {value!r} is not an int in range")
-                    ints[i] = v
-                columns[k] = column
-            elif self.kinds[k] == FIELD_INTS:
-                length = 0
-                for i in range(n):
-                    value = rows[i][k]
-                    if (type(value) is not bytes or len(value) % self.sizes[k]
-                            or len(value) > self.capacities[k] * self.sizes[k]):
-                        raise ValueError(f"row {i}, field '{self.names[k]}': "
-                                         + (f"{len(value)} bytes are not {self.sizes[k]}-byte values, at most "
-                                            f"{self.capacities[k]}" if type(value) is bytes else
-                                            f"{type(value).__name__} is not packed values"))
-                    length += len(value)
-                column = np.empty(length, dtype=np.uint8)
-                packed = column
-                bounds = np.empty(n + 1, dtype=np.int64)
-                offsets = bounds
-                offsets[0] = pos = 0
-                for i in range(n):
-                    value = rows[i][k]
+        for k in range(self.encoder.n_fields):
+            if self.encoder.kinds[k] == FIELD_INT:
+                grown = np.empty(rows, dtype=np.int64)
+                if self.n:
+                    grown[: self.n] = self.arrays[k][: self.n]
+                self.arrays[k] = grown
+                view = grown.view(np.uint8)
+                self.data[k] = <char *>&view[0]
+            elif self.encoder.kinds[k] == FIELD_INTS:
+                grown = np.empty(rows + 1, dtype=np.int64)
+                grown[: self.n + 1] = self.offsets[k][: self.n + 1] if self.offsets[k] is not None else 0
+                self.offsets[k] = grown
+                ints = grown
+                self.starts[k] = &ints[0]
+        self.rows_cap = rows
+        return 0
+
+    cdef int _reserve_row(self) except -1:
+        if self.busy:
+            raise RuntimeError("a row is already being staged into these pending rows")
+        if self.n == self.rows_cap:
+            self._grow_rows(2 * self.rows_cap)
+        self.busy = True
+        self.ready = False
+        return 0
+
+    cdef char *_stage_ints(self, Py_ssize_t k, Py_ssize_t nbytes) except NULL:
+        """Where the staged row's ``nbytes`` bytes of int list ``k`` go (grown to fit)."""
+        cdef uint8_t[::1] view
+        if self.used[k] + nbytes > self.room[k] or self.arrays[k] is None:
+            grown = np.empty(max(2 * self.room[k], self.used[k] + nbytes, 4096), dtype=np.uint8)
+            if self.used[k]:
+                grown[: self.used[k]] = self.arrays[k][: self.used[k]]
+            self.arrays[k] = grown
+            self.room[k] = len(grown)
+            view = grown
+            self.data[k] = <char *>&view[0]
+        self.pending[k] = nbytes
+        return self.data[k] + self.used[k]
+
+    cdef inline void _stage_int(self, Py_ssize_t k, int64_t v) noexcept:
+        (<int64_t *>self.data[k])[self.n] = v
+
+    cdef inline void _stage_other(self, Py_ssize_t k, object value):
+        self.staged[k] = value
+
+    cdef inline void _done(self) noexcept:
+        self.busy = False
+
+    def keep(self):
+        """Count the row the last :meth:`RowEncoder.encode` staged here."""
+        cdef Py_ssize_t k
+        cdef RowEncoder e = self.encoder
+        if not self.ready:
+            raise RuntimeError("no row is staged: encode one into these pending rows first")
+        self.ready = False
+        for k in range(e.n_fields):
+            if e.kinds[k] == FIELD_INTS:
+                self.used[k] += self.pending[k]
+                self.starts[k][self.n + 1] = self.used[k] // e.sizes[k]
+            elif e.kinds[k] == FIELD_OTHER:
+                (<list>self.arrays[k]).append(self.staged[k])
+                self.staged[k] = None
+        self.n += 1
+
+    def add(self, object row):
+        """Hold one row given as its values in field order (ints, int lists as little-endian
+        packed bytes, other values as stored): ValueError names the first misfit."""
+        cdef Py_ssize_t k, length
+        cdef long long v
+        cdef RowEncoder e = self.encoder
+        if (type(row) is not tuple and type(row) is not list) or len(row) != e.n_fields:
+            raise ValueError(f"row {self.n}: expected {e.n_fields} values, got {type(row).__name__}")
+        self._reserve_row()
+        try:
+            for k in range(e.n_fields):
+                value = row[k]
+                if e.kinds[k] == FIELD_INT:
+                    if not _plain_int(<PyObject *>value, &v) or not e.lows[k] <= v <= e.highs[k]:
+                        raise ValueError(f"row {self.n}, field '{e.names[k]}': {value!r} is not an int in range")
+                    self._stage_int(k, v)
+                elif e.kinds[k] == FIELD_INTS:
+                    if type(value) is not bytes:
+                        raise ValueError(f"row {self.n}, field '{e.names[k]}': {type(value).__name__} is not "
+                                         "packed values")
                     length = len(value)
-                    if length:
-                        memcpy(&packed[pos], PyBytes_AS_STRING(value), length)
-                    pos += length
-                    offsets[i + 1] = pos // self.sizes[k]
-                columns[k] = (column.view(f"i{self.sizes[k]}"), bounds)  # little-endian hosts, like encode
+                    if length % e.sizes[k] or length > e.capacities[k] * e.sizes[k]:
+                        raise ValueError(f"row {self.n}, field '{e.names[k]}': {length} bytes are not "
+                                         f"{e.sizes[k]}-byte values, at most {e.capacities[k]}")
+                    memcpy(self._stage_ints(k, length), PyBytes_AS_STRING(value), length)
+                else:
+                    self._stage_other(k, value)
+            self.ready = True
+            self.keep()
+        finally:
+            self._done()
+
+    def take(self):
+        """The rows held, as columns (copies), in :meth:`RowEncoder.encode_batch`'s form; then none.
+
+        A row staged but not yet kept stays staged, as the first row of what follows.
+        """
+        cdef Py_ssize_t k
+        cdef RowEncoder e = self.encoder
+        columns = [None] * e.n_fields
+        for k in range(e.n_fields):
+            if e.kinds[k] == FIELD_INT:
+                columns[k] = self.arrays[k][: self.n].copy()
+                if self.ready:
+                    (<int64_t *>self.data[k])[0] = (<int64_t *>self.data[k])[self.n]
+            elif e.kinds[k] == FIELD_INTS:
+                values = (self.arrays[k][: self.used[k]] if self.arrays[k] is not None
+                          else np.empty(0, dtype=np.uint8)).copy()
+                columns[k] = (values.view(f"i{e.sizes[k]}"), self.offsets[k][: self.n + 1].copy())
+                if self.ready and self.pending[k]:
+                    memmove(self.data[k], self.data[k] + self.used[k], self.pending[k])
+                self.used[k] = 0
             else:
-                columns[k] = [rows[i][k] for i in range(n)]
+                columns[k] = self.arrays[k]
+                self.arrays[k] = []
+        self.n = 0
         return columns
 
 

@@ -30,9 +30,9 @@ import msgpack
 import numpy as np
 
 from memora_lite import codecs
-from memora_lite._rows import RowEncoder
+from memora_lite._rows import PendingRows, RowEncoder
 from memora_lite.columns import Batch, Column, Ragged, object_array
-from memora_lite.errors import CorruptionError, FieldNotFoundError, SchemaError, did_you_mean
+from memora_lite.errors import FieldNotFoundError, SchemaError, did_you_mean
 from memora_lite.models import INT_TYPES, DataType, Field
 
 NUMPY_DTYPES: dict[DataType, np.dtype] = {
@@ -227,24 +227,26 @@ class Schema:
         encoded = encoder.encode_batch(rows)
         return self._encoded_batch(encoded, len(rows)) if encoded is not None else None
 
-    def packed_rows_to_batch(self, rows: list[Sequence[Any]]) -> Batch:
-        """Rows made by :attr:`row_encoder` (values in field order, int arrays as bytes) as a Batch.
+    def pending_rows(self) -> PendingRows | None:
+        """An empty buffer of one-row inserts for :attr:`row_encoder`, or None when it has none.
 
         >>> schema = Schema.infer({"id": [1], "t": [[5, 6]]}, "id")
-        >>> rows = [schema.row_encoder.encode({"id": 2, "t": [7, 0]}, 4)[1], [3, b""]]
-        >>> schema.packed_rows_to_batch(rows).columns["t"].to_lists()
-        [[7, 0], []]
+        >>> pending = schema.pending_rows()
+        >>> _ = schema.row_encoder.encode({"id": 2, "t": [7, 0]}, 4, into=pending)
+        >>> pending.keep(); pending.add((3, b""))
+        >>> schema.pending_batch(pending).columns["t"].to_lists(), len(pending)
+        ([[7, 0], []], 0)
         """
         encoder = self.row_encoder
-        try:
-            if encoder is None:
-                raise ValueError("the schema has no one-row encoder, so no row was packed by one")
-            return self._encoded_batch(encoder.pack_rows(rows), len(rows))
-        except ValueError as exc:  # decode_row checked replayed rows: only a bug or a damaged log gets here
-            raise CorruptionError(f"one-row inserts held in memory do not fit the schema ({exc})") from None
+        return PendingRows(encoder) if encoder is not None else None
+
+    def pending_batch(self, pending: PendingRows) -> Batch:
+        """The rows ``pending`` (from :meth:`pending_rows`) holds, as a Batch; it holds none afterwards."""
+        n = len(pending)
+        return self._encoded_batch(pending.take(), n)
 
     def _encoded_batch(self, encoded: list[Any], n: int) -> Batch:
-        """A Batch of ``n`` rows from :class:`RowEncoder` columns (``encode_batch`` / ``pack_rows``)."""
+        """A Batch of ``n`` rows from :class:`RowEncoder` columns (``encode_batch`` / ``PendingRows.take``)."""
         columns: dict[str, Column] = {}
         for f, values in zip(self.fields, encoded):
             dtype = element_dtype(f)

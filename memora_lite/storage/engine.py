@@ -252,7 +252,7 @@ class CollectionEngine:
         return self.by_key[first:stop]
 
     def _new_memtable(self) -> MemTable:
-        return MemTable(self.schema.primary_key, self.schema.packed_rows_to_batch)
+        return MemTable(self.schema.primary_key, self.schema.pending_rows(), self.schema.pending_batch)
 
     def _open_segment(self, entry: SegmentEntry) -> LiveSegment:
         path = self._path(filenames.segment_name(entry.number))
@@ -420,10 +420,10 @@ class CollectionEngine:
         """
         with self.lock:
             encoder = self.schema.row_encoder
-            encoded = encoder.encode(row, WAL_INSERT_ROW) if encoder is not None else None
+            encoded = encoder.encode(row, WAL_INSERT_ROW, self.memtable.pending) if encoder is not None else None
             if encoded is None:
                 return None
-            key, values, record, held = encoded
+            key, record, held = encoded  # the row's values wait in the memtable, staged, until written
             wal = self._writer()
             if key in self.memtable.positions or (
                 self.max_segment_key is not None and key <= self.max_segment_key and self._live_keys([key])
@@ -431,7 +431,7 @@ class CollectionEngine:
                 raise DuplicateIdError(f"collection '{self.name}': primary key {key!r} already exists; "
                                        "use upsert to replace it")
             sequence = self._append(wal, record)
-            self.memtable.append_row(key, values, held)
+            self.memtable.keep_row(key, held)
             if self.memtable.nbytes >= self.options.flush_bytes:
                 self._background_flush()
         if self.options.durability == "full":
@@ -442,12 +442,13 @@ class CollectionEngine:
         """Like :meth:`insert_row`, replacing a live row with the same key."""
         with self.lock:
             encoder = self.schema.row_encoder
-            encoded = encoder.encode(row, WAL_UPSERT_ROW) if encoder is not None else None
+            encoded = encoder.encode(row, WAL_UPSERT_ROW, self.memtable.pending) if encoder is not None else None
             if encoded is None:
                 return None
-            key, values, record, held = encoded
+            key, record, held = encoded
             sequence = self._append(self._writer(), record)
-            self._apply(WAL_UPSERT_ROW, values, held)
+            self._delete_keys([key])
+            self.memtable.keep_row(key, held)
             self._background_flush()
         self._sync_to(sequence)
         return (key,)
@@ -508,7 +509,7 @@ class CollectionEngine:
             batch, grown = change
             if grown is not None and grown != self.schema:
                 self.schema = grown
-                self.memtable.conform(lambda b: conform(b, grown), grown.packed_rows_to_batch)
+                self.memtable.conform(lambda b: conform(b, grown), grown.pending_rows(), grown.pending_batch)
             if record_type == WAL_UPSERT:
                 self._delete_keys(batch.columns[self.schema.primary_key].tolist())
             self.memtable.append(conform(batch, self.schema))

@@ -2,7 +2,7 @@
 
 Batches are kept as they arrive and concatenated once, when a read or a flush first
 needs them in key order, so a row is copied once on its way to a segment. One-row
-inserts wait as plain values and become a batch 4,096 at a time.
+inserts gather column by column (no Python object per row) and become a batch 4,096 at a time.
 
 >>> import numpy as np
 >>> from memora_lite.columns import Batch
@@ -18,12 +18,13 @@ inserts wait as plain values and become a batch 4,096 at a time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from memora_lite._rows import PendingRows
 from memora_lite.columns import Batch, Ragged, concat
 
 
@@ -36,21 +37,22 @@ class SortedView:
     keys: np.ndarray
 
 
-PENDING_ROWS = 4096  # one-row inserts wait as plain values until this many, then become one batch
+PENDING_ROWS = 4096  # one-row inserts gather until this many, then become one batch
 
 
 class MemTable:
-    """Live unflushed rows: column batches, plus one-row inserts still held as plain values.
+    """Live unflushed rows: column batches, plus one-row inserts gathered column by column.
 
-    ``rows_to_batch`` turns pending rows (values in schema field order, int arrays
-    packed as bytes: see ``Schema.row_encoder``) into a Batch; the engine sets it, and
-    resets it when the schema grows.
+    ``pending`` (a :class:`~memora_lite._rows.PendingRows`, or None when the schema
+    takes no one-row inserts) holds those rows; ``pending_batch`` turns what it holds
+    into a Batch. The engine sets both, and replaces them when the schema grows.
     """
 
-    def __init__(self, primary_key: str, rows_to_batch: Any = None) -> None:
+    def __init__(self, primary_key: str, pending: PendingRows | None = None,
+                 pending_batch: Callable[[PendingRows], Batch] | None = None) -> None:
         self.primary_key = primary_key
-        self.rows_to_batch = rows_to_batch
-        self.pending: list[list[Any]] = []
+        self.pending = pending
+        self.pending_batch = pending_batch
         self.batches: list[Batch] = []
         self.positions: dict[Any, int] = {}  # live key -> row number across batches
         self.size = 0  # rows appended, dead ones included
@@ -72,22 +74,29 @@ class MemTable:
         self.nbytes += _batch_bytes(batch)
         self._push(batch)
 
-    def append_row(self, key: Any, values: list[Any], nbytes: int) -> None:
-        """Add one row given as values in schema field order (the one-row insert path); ``nbytes``
-        is the size of those values (int lists packed)."""
+    def keep_row(self, key: Any, nbytes: int) -> None:
+        """Add the row the one-row insert path staged in :attr:`pending` (its log record is
+        written); ``nbytes`` is its size with int lists packed."""
+        self.pending.keep()  # type: ignore[union-attr]
+        self._counted(key, nbytes)
+
+    def append_row(self, key: Any, values: Sequence[Any], nbytes: int) -> None:
+        """Add one row given as its values in schema field order, as recovery reads them back
+        (int lists as packed bytes); ``nbytes`` as for :meth:`keep_row`."""
+        self.pending.add(values)  # type: ignore[union-attr]
+        self._counted(key, nbytes)
+
+    def _counted(self, key: Any, nbytes: int) -> None:
         self.positions[key] = self.size
         self.size += 1
         self.nbytes += nbytes
-        self.pending.append(values)
         self._view = None
-        if len(self.pending) >= PENDING_ROWS:
+        if len(self.pending) >= PENDING_ROWS:  # type: ignore[arg-type]
             self._materialize()
 
     def _materialize(self) -> None:
-        if self.pending:
-            batch = self.rows_to_batch(self.pending)
-            self.pending = []
-            self._push(batch)
+        if self.pending is not None and len(self.pending):
+            self._push(self.pending_batch(self.pending))  # type: ignore[misc]
 
     def _push(self, batch: Batch) -> None:
         self.batches.append(batch)
@@ -130,14 +139,16 @@ class MemTable:
         keys = concat([b.columns[self.primary_key] for b in self.batches])
         return list(self.batches) if bool(np.all(keys[1:] > keys[:-1])) else None
 
-    def conform(self, convert: Any, rows_to_batch: Any) -> None:
+    def conform(self, convert: Any, pending: PendingRows | None,
+                pending_batch: Callable[[PendingRows], Batch] | None) -> None:
         """After the schema grew: apply ``convert`` (Batch -> Batch) to every held batch.
 
-        Pending rows are converted with the old schema first; ``rows_to_batch`` is the new one's.
+        Pending rows become a batch of the old schema first; ``pending`` and
+        ``pending_batch`` are the new schema's.
         """
         self._materialize()
         self.batches = [convert(b) for b in self.batches]
-        self.rows_to_batch = rows_to_batch
+        self.pending, self.pending_batch = pending, pending_batch
         self._view = None
 
 

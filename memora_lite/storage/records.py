@@ -105,7 +105,8 @@ def decode_rows(payload: bytes | memoryview, schema: Schema, name: str) -> tuple
 
 
 def decode_row(payload: bytes | memoryview, schema: Schema, name: str) -> list[Any]:
-    """A one-row payload's values as the memtable holds them (int arrays as their packed bytes).
+    """A one-row payload's values, as the memtable's ``PendingRows.add`` takes them (int arrays
+    as their packed bytes), checked against ``schema``.
 
     >>> schema = Schema.infer({"id": [1], "t": [[1]]}, "id")
     >>> decode_row(bytes([0x92, 0x07, 0x93, 0x03, 0x00, 0xC4, 0x01, 0x05]), schema, "wal")
@@ -121,9 +122,10 @@ def decode_row(payload: bytes | memoryview, schema: Schema, name: str) -> list[A
         if type(values[i]) is list and f.data_type is DataType.ARRAY:
             values[i] = _with_run(values[i], f, name)
     try:  # what the memtable will hold: checked here, where the log can be named
-        if schema.row_encoder is None:
+        pending = schema.pending_rows()
+        if pending is None:
             raise ValueError("the schema takes no one-row inserts")
-        schema.row_encoder.pack_rows([values])
+        pending.add(values)
     except ValueError as exc:
         raise CorruptionError(f"{name}: a logged row does not fit the schema ({exc})") from None
     return values

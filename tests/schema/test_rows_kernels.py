@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memora_lite._rows import RowEncoder
+from memora_lite._rows import PendingRows, RowEncoder
+from memora_lite.columns import Ragged
 from memora_lite.errors import CorruptionError
 from memora_lite.models import Field
 from memora_lite.schema import Schema
@@ -122,14 +123,21 @@ def test_the_encoder_agrees_with_the_general_path_on_every_row_it_accepts() -> N
     for (_, values, record, _), row in zip(accepted, rows):
         assert tuple(decode_row(record[16:], schema, "wal")) == values  # what recovery reads back
         assert values[schema.pk_index] == row["id"]
-    fast = schema.packed_rows_to_batch([values for _, values, _, _ in accepted])
+    replayed = schema.pending_rows()
+    for _, values, _, _ in accepted:
+        replayed.add(values)
+    staged = schema.pending_rows()  # the live road: values staged by encode, kept once written
+    for row in rows:
+        if schema.row_encoder.encode(row, 4, into=staged) is not None:
+            staged.keep()
     general, _ = schema.to_batch(rows[:2], "c")
-    for name in schema.names:
-        a, b = fast.columns[name], general.columns[name]
-        if hasattr(a, "to_lists"):
-            assert a.to_lists() == b.to_lists() and a.dtype == b.dtype
-        else:
-            assert a.tolist() == b.tolist() and a.dtype == b.dtype
+    for fast in (schema.pending_batch(replayed), schema.pending_batch(staged)):
+        for name in schema.names:
+            a, b = fast.columns[name], general.columns[name]
+            if hasattr(a, "to_lists"):
+                assert a.to_lists() == b.to_lists() and a.dtype == b.dtype
+            else:
+                assert a.tolist() == b.tolist() and a.dtype == b.dtype
 
 
 def test_a_schema_with_a_field_the_fast_path_cannot_take_has_no_encoder() -> None:
@@ -154,7 +162,11 @@ def test_batches_take_exactly_the_rows_the_one_row_encoder_takes_and_equal_the_g
             np.testing.assert_array_equal(a.offsets, b.offsets)
         else:
             assert a.tolist() == b.tolist() and a.dtype == b.dtype
-    one_row = schema.packed_rows_to_batch([schema.row_encoder.encode(r, 4)[1] for r in good])
+    pending = schema.pending_rows()
+    for r in good:
+        schema.row_encoder.encode(r, 4, into=pending)
+        pending.keep()
+    one_row = schema.pending_batch(pending)
     for name in ("t", "m"):  # the one-row path packs the same values
         np.testing.assert_array_equal(one_row.columns[name].values, batch.columns[name].values)
     declined = [
@@ -194,3 +206,66 @@ def test_the_compiled_module_examples_run() -> None:
 
     result = doctest.testmod(memora_lite._rows)
     assert result.attempted >= 10 and result.failed == 0
+
+
+def _pending_lists(pending: PendingRows) -> tuple[list[int], list[list[int]]]:
+    ids, (values, offsets) = pending.take()
+    return ids.tolist(), Ragged(values, offsets).to_lists()
+
+
+def test_pending_rows_grow_and_keep_every_row_exactly() -> None:
+    encoder = RowEncoder(("id", "t"), [("int", *I64), ("ints", -(2**15), 2**15 - 1, 2, 3000)], 0)
+    pending = PendingRows(encoder)
+    rng = np.random.default_rng(5)
+    rows = [{"id": i, "t": rng.integers(-(2**15), 2**15, int(rng.integers(0, 3000))).tolist()} for i in range(200)]
+    for row in rows:  # 200 rows outgrow the first 64 row slots; ~600 KB outgrow the first 4 KB of values
+        assert encoder.encode(row, 4, into=pending) is not None
+        pending.keep()
+    assert len(pending) == 200
+    assert _pending_lists(pending) == ([r["id"] for r in rows], [r["t"] for r in rows])
+    assert len(pending) == 0 and _pending_lists(pending) == ([], [])
+
+
+def test_a_row_staged_but_not_kept_does_not_count_and_survives_a_take() -> None:
+    encoder = RowEncoder(("id", "t"), [("int", *I64), ("ints", -128, 127, 1, 10)], 0)
+    pending = PendingRows(encoder)
+    encoder.encode({"id": 1, "t": [1, 2]}, 4, into=pending)
+    pending.keep()
+    encoder.encode({"id": 2, "t": [3]}, 4, into=pending)  # refused after encoding: never kept
+    encoder.encode({"id": 3, "t": [4, 5, 6]}, 4, into=pending)  # staged; its record is being written ...
+    assert len(pending) == 1
+    assert _pending_lists(pending) == ([1], [[1, 2]])  # ... when a read takes the rows held
+    pending.keep()
+    assert _pending_lists(pending) == ([3], [[4, 5, 6]])
+
+
+def test_pending_rows_refuse_misuse() -> None:
+    encoder = RowEncoder(("id", "t"), [("int", *I64), ("ints", -128, 127, 1, 10)], 0)
+    pending = PendingRows(encoder)
+    with pytest.raises(RuntimeError, match="no row is staged"):
+        pending.keep()
+    assert encoder.encode({"id": 1, "t": [300]}, 4, into=pending) is None  # declined: nothing staged
+    with pytest.raises(RuntimeError, match="no row is staged"):
+        pending.keep()
+    other = RowEncoder(("id", "t"), [("int", *I64), ("ints", -128, 127, 1, 10)], 0)
+    with pytest.raises(ValueError, match="another encoder"):
+        other.encode({"id": 1, "t": [1]}, 4, into=pending)
+    with pytest.raises(ValueError, match="expected 2 values"):
+        pending.add((1,))
+    assert len(pending) == 0
+
+
+def test_a_check_that_stages_again_while_a_row_is_staged_is_refused() -> None:
+    """User code can run inside ``encode`` (a field's check); staging into the same rows then would
+    move the buffers the half-staged row points into."""
+    pending: list[PendingRows] = []
+
+    def reenter(value: object) -> object:
+        encoder.encode({"id": 9, "s": "x", "t": [1] * 10}, 4, into=pending[0])
+        return value
+
+    encoder = RowEncoder(("id", "s", "t"), [("int", *I64), ("other", reenter), ("ints", -128, 127, 1, 10)], 0)
+    pending.append(PendingRows(encoder))
+    with pytest.raises(RuntimeError, match="already being staged"):
+        encoder.encode({"id": 1, "s": "a", "t": [2] * 10}, 4, into=pending[0])
+    assert len(pending[0]) == 0
