@@ -4,8 +4,9 @@
 :class:`RowEncoder` (the one-row ``insert`` fast path, see ``Schema.row_encoder``)
 reads a row dict in C, checks every value, packs int lists into little-endian
 bytes of the field's width, and frames the log record with its checksums: no
-numpy array and no per-element Python work per row. ``build_rows`` makes result
-rows from columns of values without a Python call per row.
+numpy array and no per-element Python work per row; :class:`PendingRows` holds such
+rows column by column until they become a batch. ``build_rows`` makes result rows from
+columns of values without a Python call per row.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
@@ -72,7 +73,7 @@ cdef class RowEncoder:
     ``specs`` holds one entry per field, in schema order: ``("int", low, high)``,
     ``("ints", low, high, size, capacity)`` or ``("other", check)``. :meth:`encode`
     returns ``(key, values, record, held)`` -- the primary key (field ``pk_index``), the
-    values as the memtable holds them (a tuple; int lists packed as little-endian bytes),
+    values as recovery reads them back (a tuple; int lists packed as little-endian bytes),
     the framed log record (docs/format.md#wal) whose payload is the msgpack array of
     those values, an int list less a long trailing run, and the bytes the values take
     (the payload's size with every list whole) -- or None to send the row down the
