@@ -497,6 +497,8 @@ cdef class PendingRows:
         """
         cdef Py_ssize_t k
         cdef RowEncoder e = self.encoder
+        if self.busy:  # user code inside encode reading the memtable: the half-staged row would move
+            raise RuntimeError("a row is being staged into these pending rows; take them after")
         columns = [None] * e.n_fields
         for k in range(e.n_fields):
             if e.kinds[k] == FIELD_INT:

@@ -269,3 +269,12 @@ def test_a_check_that_stages_again_while_a_row_is_staged_is_refused() -> None:
     with pytest.raises(RuntimeError, match="already being staged"):
         encoder.encode({"id": 1, "s": "a", "t": [2] * 10}, 4, into=pending[0])
     assert len(pending[0]) == 0
+
+    def take(value: object) -> object:
+        pending[1].take()
+        return value
+
+    taker = RowEncoder(("id", "s"), [("int", *I64), ("other", take)], 0)
+    pending.append(PendingRows(taker))
+    with pytest.raises(RuntimeError, match="take them after"):
+        taker.encode({"id": 1, "s": "a"}, 4, into=pending[1])
