@@ -288,7 +288,8 @@ def report(bench: dict[str, Any]) -> str:
         out += ["", "## Scaling (memora_lite)", "", scaling]
     floors = floors_table(bench, figs)
     if floors:
-        out += ["", "## Floors: the steps a workload cannot skip, each timed alone (test_floors.py)", "", floors]
+        out += ["", "## Floors: the steps this design takes for a workload, each timed alone (test_floors.py)", "",
+                floors]
     text = real_text(bench)
     if text:
         import size_real_text

@@ -1,4 +1,4 @@
-"""What three unmet goals cost at their floors: each step their workload cannot skip, timed alone.
+"""What three unmet goals cost at their floors: each step this design takes for them, timed alone.
 
 A goal of the issue is a rate for a whole workload. These benchmarks time, on the same
 SQuAD-shaped rows and in the same run as the workloads, the steps the current design must

@@ -184,6 +184,8 @@ cdef class RowEncoder:
                     key = <object>item
                 if values is not None:
                     values[k] = <object>item
+                else:
+                    into._stage_int(k, v)
             elif self.kinds[k] == FIELD_INTS:
                 nbytes = n * self.sizes[k]
                 if values is not None:
@@ -228,8 +230,6 @@ cdef class RowEncoder:
         for k in range(self.n_fields):  # pass 2: write the payload
             if self.kinds[k] == FIELD_INT:
                 out = _put_ll(out, ints[k])
-                if into is not None:
-                    into._stage_int(k, ints[k])
             elif self.kinds[k] == FIELD_INTS:
                 n = counts[k]
                 if kept[k] >= 0:  # [length, tail value, values before the run]: padding is not logged
@@ -585,12 +585,6 @@ cdef inline Py_ssize_t _int_size(long long v) noexcept:
     if v > 0:
         return 2 if v <= 0xff else 3 if v <= 0xffff else 5 if v <= 0xffffffff else 9
     return 2 if v >= -0x80 else 3 if v >= -0x8000 else 5 if v >= -0x80000000 else 9
-
-
-cdef char *_put_int(char *out, object value) noexcept:
-    cdef long long v
-    _plain_int(<PyObject *>value, &v)
-    return _put_ll(out, v)
 
 
 cdef char *_put_ll(char *out, long long v) noexcept:
