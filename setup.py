@@ -1,4 +1,6 @@
-"""Builds the compiled kernels (token codec, row checks, range index lookup); package metadata lives in pyproject.toml.
+"""Builds the compiled kernels (token codec, row checks, checksums, range index lookup).
+
+Package metadata lives in pyproject.toml.
 
 python setup.py build_ext --inplace
 """
@@ -23,6 +25,13 @@ rows = Extension(
     extra_compile_args=[] if sys.platform == "win32" else ["-O3"],
 )
 
+checksum = Extension(
+    "memora_lite.storage._checksum",
+    sources=["memora_lite/storage/_checksum.pyx", "csrc/mlite_crc32.c"],
+    include_dirs=["csrc"],
+    extra_compile_args=[] if sys.platform == "win32" else ["-O3"],
+)
+
 rangeindex = Extension(
     "memora_lite.storage._rangeindex",
     sources=["memora_lite/storage/_rangeindex.pyx"],
@@ -31,4 +40,4 @@ rangeindex = Extension(
     extra_compile_args=[] if sys.platform == "win32" else ["-O3"],
 )
 
-setup(ext_modules=cythonize([tokens, rows, rangeindex], compiler_directives={"language_level": "3"}))
+setup(ext_modules=cythonize([tokens, rows, checksum, rangeindex], compiler_directives={"language_level": "3"}))

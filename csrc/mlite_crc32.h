@@ -1,8 +1,11 @@
 /*
  * mlite_crc32: CRC-32 as zlib computes it (IEEE 802.3, reflected polynomial
  * 0xEDB88320, initial and final XOR 0xFFFFFFFF), so mlite_crc32(0, p, n) equals
- * Python's zlib.crc32(bytes(p[:n])). Slice-by-8 tables: eight bytes per step.
- * Used where a record is framed in C (the one-row insert path); plain C99.
+ * Python's zlib.crc32(bytes(p[:n])). On x86-64 CPUs with PCLMULQDQ (checked at run
+ * time) buffers of 64 bytes or more fold 64 bytes per step with carry-less multiplies;
+ * otherwise, and for the last bytes, slice-by-8 tables. Used for every stored checksum:
+ * records framed in C (the one-row insert path) and, through memora_lite.storage._checksum,
+ * all others. C99 plus the x86 intrinsics behind their run-time check.
  */
 #ifndef MLITE_CRC32_H
 #define MLITE_CRC32_H

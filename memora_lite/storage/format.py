@@ -10,14 +10,21 @@ import struct
 import zlib
 from collections.abc import Sequence
 
+from memora_lite.codecs.backend import BACKEND
+
 # -- checksums (docs/format.md#checksums) ---------------------------------------------------------
 # CRC-32 (ISO-HDLC, zlib's), masked like leveldb so a CRC over data that embeds CRCs stays strong.
 _CRC_MASK_DELTA = 0xA282EAD8
 
+if BACKEND == "numpy":  # MEMORA_LITE_BACKEND=numpy runs every kernel's twin: here zlib's CRC-32
+    _crc32 = zlib.crc32
+else:
+    from memora_lite.storage._checksum import crc32 as _crc32
+
 
 def masked_crc(data: bytes | memoryview) -> int:
     """zlib CRC-32 of ``data``, rotated and offset so stored CRCs are not CRCs of CRCs."""
-    crc = zlib.crc32(data)
+    crc = _crc32(data)
     return (((crc >> 15) | (crc << 17)) + _CRC_MASK_DELTA) & 0xFFFFFFFF
 
 
@@ -29,7 +36,7 @@ def masked_crc_of_parts(parts: Sequence[bytes | memoryview]) -> int:
     """
     crc = 0
     for part in parts:
-        crc = zlib.crc32(part, crc)
+        crc = _crc32(part, crc)
     return (((crc >> 15) | (crc << 17)) + _CRC_MASK_DELTA) & 0xFFFFFFFF
 
 

@@ -94,9 +94,9 @@ def token_blocks(draw: st.DrawFn) -> tuple[np.dtype, list[list[int]]]:
     )
     row = st.builds(
         lambda head, value, count: head + [value] * count,
-        st.lists(element, max_size=8),
+        st.lists(element, max_size=12),
         element,
-        st.integers(0, 6),
+        st.integers(0, 40),  # runs shorter and longer than the split kernel's 8-byte steps, for every width
     )
     return dtype, draw(st.lists(row, max_size=8))
 
