@@ -10,7 +10,7 @@ zlib's, its twin, run on the same bytes in the same run:
 
 Measure::
 
-    MEMORA_BENCH_ROWS=87599 python -m pytest benchmarks/test_checksum.py --benchmark-enable \\
+    MEMORA_BENCH_ROWS=87599 python -m pytest benchmarks/test_checksum_speed.py --benchmark-enable \\
         --benchmark-only --benchmark-columns=min,median,rounds
 """
 
