@@ -3,9 +3,10 @@
 
 ``crc32(data, crc)`` equals ``zlib.crc32(data, crc)``, its twin, for any contiguous
 buffer; :func:`memora_lite.storage.format.masked_crc` picks between them. The kernel folds
-64 bytes per step with carry-less multiplies where the CPU has them (every x86-64 since
-2010): ~4.5x zlib 1.2's speed, which matters because every log record, segment block and
-footer is checksummed when written and again when read.
+64 bytes per step with carry-less multiplies where the CPU has them (x86-64: Intel since
+2010, AMD since 2011): 2.3-2.8x zlib 1.2.13's ``crc32`` on what a store checksums
+(``benchmarks/test_checksum_speed.py``), which matters because every log record, segment
+block and footer is checksummed when written and again when read.
 """
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
@@ -14,7 +15,7 @@ from libc.stdint cimport uint8_t, uint32_t
 cdef extern from "mlite_crc32.h":
     uint32_t mlite_crc32(uint32_t crc, const uint8_t *data, size_t n) nogil
 
-# Below this many bytes releasing the GIL costs more than the checksum (~6 us at 64 KiB).
+# Releasing the GIL pays only when another thread can run meanwhile: from 64 KiB (~6 us of CRC).
 cdef Py_ssize_t NOGIL_BYTES = 1 << 16
 
 
