@@ -24,8 +24,7 @@ else:
 
 def masked_crc(data: bytes | memoryview) -> int:
     """zlib CRC-32 of ``data``, rotated and offset so stored CRCs are not CRCs of CRCs."""
-    crc = _crc32(data)
-    return (((crc >> 15) | (crc << 17)) + _CRC_MASK_DELTA) & 0xFFFFFFFF
+    return _mask(_crc32(data))
 
 
 def masked_crc_of_parts(parts: Sequence[bytes | memoryview]) -> int:
@@ -37,6 +36,10 @@ def masked_crc_of_parts(parts: Sequence[bytes | memoryview]) -> int:
     crc = 0
     for part in parts:
         crc = _crc32(part, crc)
+    return _mask(crc)
+
+
+def _mask(crc: int) -> int:
     return (((crc >> 15) | (crc << 17)) + _CRC_MASK_DELTA) & 0xFFFFFFFF
 
 
