@@ -33,6 +33,18 @@ static int mlite_valid_width(unsigned width)
     return width == 1 || width == 2 || width == 4 || width == 8;
 }
 
+/* The loops below fold a minimum and maximum as they go, and vectorize well only with
+ * AVX2: SSE2 has no 64-bit compare (a baseline build runs mlite_ints_narrow 1.7x slower),
+ * and no 8-bit or unsigned 16-bit minimum or maximum, whose emulation chains each vector
+ * step to the last. target_clones needs ifunc: glibc on Linux (musl, macOS and Windows
+ * builds get the baseline loops alone). */
+#if defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__) && \
+    ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 6))
+#define MLITE_MULTIVERSION __attribute__((target_clones("avx2", "default")))
+#else
+#define MLITE_MULTIVERSION
+#endif
+
 /* The encoder reads values of any integer type: one copy of each pass per type T, made by
  * macro, each a plain typed loop. Value i of row r is values[offsets[r] + i].
  *
@@ -40,8 +52,8 @@ static int mlite_valid_width(unsigned width)
  * brings the row into cache), then finds its trailing run scanning back 8 bytes at a time
  * against the run's value repeated: a SQuAD row's ~215 padding values take ~54 compares. */
 #define MLITE_SPLIT_FN(NAME, T)                                                                   \
-    static uint64_t NAME(const T *values, const int64_t *offsets, size_t n_rows, int64_t *kept,    \
-                         mlite_tokens_stats *stats)                                               \
+    MLITE_MULTIVERSION static uint64_t NAME(const T *values, const int64_t *offsets, size_t n_rows,\
+                                            int64_t *kept, mlite_tokens_stats *stats)             \
     {                                                                                             \
         enum { PER_WORD = 8 / sizeof(T) };                                                        \
         uint64_t total = 0, max_len = 0, word, pattern;                                           \
@@ -98,8 +110,9 @@ static int mlite_valid_width(unsigned width)
 
 /* Pack values of type T at constant stored width W: stored = value - base (mod 2^64). */
 #define MLITE_PACK_FN(NAME, T, W)                                                                 \
-    static void NAME(const T *values, const int64_t *offsets, const int64_t *kept,                \
-                     const mlite_tokens_header *h, uint8_t *body)                                 \
+    MLITE_MULTIVERSION static void NAME(const T *values, const int64_t *offsets,                  \
+                                        const int64_t *kept, const mlite_tokens_header *h,        \
+                                        uint8_t *body)                                            \
     {                                                                                             \
         const uint64_t n = h->n_rows, base = (uint64_t)h->base;                                   \
         const unsigned lw = h->lw;                                                                \
@@ -281,8 +294,8 @@ typedef void (*mlite_copy_fn)(const uint8_t *src, uint8_t *dst, uint64_t k, uint
 typedef void (*mlite_fill_fn)(uint8_t *dst, uint64_t count, uint64_t value);
 
 #define MLITE_COPY(NAME, ST, OT, LE)                                                              \
-    static void NAME(const uint8_t *src, uint8_t *dst, uint64_t k, uint64_t base, uint64_t *lo,  \
-                     uint64_t *hi)                                                                \
+    MLITE_MULTIVERSION static void NAME(const uint8_t *src, uint8_t *dst, uint64_t k,             \
+                                        uint64_t base, uint64_t *lo, uint64_t *hi)                \
     {                                                                                             \
         const OT b = (OT)base;                                                                    \
         ST mn = (ST)~(ST)0, mx = 0;                                                               \
@@ -449,16 +462,6 @@ int mlite_tokens_index(const uint8_t *body, size_t body_len, const mlite_tokens_
 
 
 /* --- mlite_ints_narrow ---------------------------------------------------------------------- */
-
-/* The loop vectorizes only with AVX2 (SSE2 has no 64-bit compare); a build for the
- * baseline x86-64 runs it 1.7x slower. target_clones needs ifunc: glibc on Linux (musl,
- * macOS and Windows builds get the baseline loop alone). */
-#if defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__) && \
-    ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 6))
-#define MLITE_MULTIVERSION __attribute__((target_clones("avx2", "default")))
-#else
-#define MLITE_MULTIVERSION
-#endif
 
 #define MLITE_NARROW_LOOP(S, D)                                    \
     do {                                                           \

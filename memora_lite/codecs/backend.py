@@ -83,6 +83,19 @@ def zstd_compress(data: Any, level: int) -> bytes:
     return compressor.compress(data)  # type: ignore[no-any-return]
 
 
+def worth_compressing(raw_size: int, packed_size: int) -> bool:
+    """Whether a zstd frame of ``packed_size`` bytes is worth storing in place of ``raw_size``.
+
+    Only when it saves at least an eighth, leveldb's rule (``table/table_builder.cc``):
+    every read of a frame pays zstd's fixed per-frame setup, so a frame that saves a
+    few bytes costs more than it is worth.
+
+    >>> worth_compressing(1033, 1010), worth_compressing(5121, 1184)
+    (False, True)
+    """
+    return packed_size <= raw_size - raw_size // 8
+
+
 def zstd_decompress(frame: Any, expected: int | None, what: str, scratch: bool = False) -> Any:
     """The content of one zstd frame, refusing any size the input cannot honestly hold.
 
@@ -333,7 +346,7 @@ class TokenCodec:
         payload, flags = body.data, FLAG_KEPT_SHARED if header.kept_shared else 0
         if level is not None:
             packed = zstd_compress(body, level)
-            if len(packed) < len(body):
+            if worth_compressing(len(body), len(packed)):
                 payload, flags = packed, flags | FLAG_ZSTD
         prefix = _HEADER.pack(TOKENS_MAGIC, TOKENS_VERSION, flags, w, lw, n_rows, n_kept, len(values), base)
         return prefix + payload

@@ -17,7 +17,7 @@ objects    :class:`Ragged` of object values (str lists) msgpack_ragged
 ========== ============================================ ==========================
 
 Every encoding but tokens1 may also be stored as ``<name>+zstd`` (one zstd
-frame of those bytes) when that is smaller. Byte layouts:
+frame of those bytes) when that saves at least an eighth. Byte layouts:
 ``docs/format.md#column-encodings``.
 
 >>> name, data = encode_column(np.zeros(1000, dtype=np.int64), "fixed")
@@ -45,6 +45,7 @@ from memora_lite.codecs.backend import (
     encode_tokens,
     int_range,
     open_block,
+    worth_compressing,
     zstd_compress,
     zstd_decompress,
 )
@@ -102,7 +103,7 @@ def encode_column(column: Column, kind: str, level: int | None = 3) -> tuple[str
     name, data = encoder(column, level)
     if _ENCODINGS[name].zstd and level is not None:
         packed = zstd_compress(data, level)
-        if len(packed) < len(data):
+        if worth_compressing(len(data), len(packed)):
             return name + ZSTD_SUFFIX, packed
     return name, data
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memora_lite.codecs import decode_column, encode_column
-from memora_lite.codecs.backend import zstd_compress
+from memora_lite.codecs.backend import worth_compressing, zstd_compress
 from memora_lite.codecs.column import KINDS
 from memora_lite.columns import Column, Ragged, object_array
 from memora_lite.errors import CodecError
@@ -124,6 +124,19 @@ def test_fixed_columns_are_compressed_only_when_that_is_smaller() -> None:
     assert _round_trip(_random_column(np.dtype("int64"), 1000), "fixed", "int64")[0] == "plain"
     assert _round_trip(np.zeros(1000, np.float64), "fixed", "float64")[0] == "plain+zstd"
     assert _round_trip(np.zeros(1000, np.int64), "fixed", "int64")[0] == "narrow+zstd"
+
+
+def test_a_zstd_frame_is_kept_only_when_it_saves_an_eighth() -> None:
+    """leveldb's rule: a frame saving ~10% costs more at every read than it saves on disk."""
+    rng = np.random.default_rng(3)
+    barely = rng.integers(0, 120, 1024)  # 1-byte narrow values that zstd shrinks by ~10%
+    well = rng.integers(0, 64, 1024)  # ... by ~22%
+    for values, wanted in ((barely, "narrow"), (well, "narrow+zstd")):
+        raw = encode_column(values, "fixed", level=None)[1]
+        saved = 1 - len(zstd_compress(raw, 3)) / len(raw)
+        assert (saved >= 1 / 8) == (wanted == "narrow+zstd") and saved > 0.05  # each side of the line
+        assert encode_column(values, "fixed")[0] == wanted
+    assert worth_compressing(800, 700) and not worth_compressing(800, 701)
 
 
 def test_fixed_columns_are_little_endian_on_disk() -> None:
