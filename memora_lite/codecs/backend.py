@@ -479,7 +479,7 @@ class TokenBlock:
         if not 0 <= start <= stop <= self.header.n_rows:
             raise IndexError(f"rows {start}..{stop} of a {self.header.n_rows}-row tokens1 block")
         lo, hi = int_range(out.dtype)
-        status = self.kernels.unpack_rows(self.body, self.header, start, stop - start, int(self.kept_starts[start]),
+        status = self.kernels.unpack_rows(self.body, self.header, start, stop - start, self.kept_starts.item(start),
                                           width, out.reshape(-1).view(np.uint8), out.itemsize, lo, hi, offsets)
         _raise_status(status)
 

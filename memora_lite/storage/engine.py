@@ -879,7 +879,7 @@ def _span_blocks(name: str, pieces: list[tuple[Any, int, int, int]]) -> Iterator
     for reader, block, a, b in pieces:
         if reader.dense and name == reader.schema.primary_key:  # keys min_pk, min_pk + 1, ...: nothing to read
             first = reader.min_pk + block * reader.block_rows
-            yield np.arange(first, first + reader.block_size(block), dtype=np.int64), a, b
+            yield np.arange(first + a, first + b, dtype=np.int64), 0, b - a
             continue
         column, nulls = reader.read_block(name, block, fill_cache=b - a < reader.block_size(block))
         yield None if nulls is not None and bool(nulls[a:b].any()) else (column, a, b)
@@ -925,4 +925,6 @@ def _as_array(parts: Iterator[tuple[Any, int, int] | None], rows: int, dtype: np
             return None
     if out is not None:
         return out
+    if len(arrays) == 1:
+        return arrays[0].astype(dtype)  # a copy: it may be a cached block's
     return np.concatenate(arrays).astype(dtype, copy=False)
