@@ -21,6 +21,7 @@ Declared schemas never change.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from dataclasses import field as dataclass_field
@@ -199,17 +200,14 @@ class Schema:
         fields.sort(key=lambda f: not f.is_primary)
         return cls(tuple(fields), inferred=True)
 
-    @property
+    @functools.cached_property  # read by every one-row insert: after the first, a plain attribute
     def row_encoder(self) -> RowEncoder | None:
         """The one-row insert fast path for this schema (built once), or None when a field has none.
 
         See :func:`fast_path_spec` for what each field accepts.
         """
-        if "_row_encoder" not in self.__dict__:
-            specs = [fast_path_spec(f) for f in self.fields]
-            encoder = None if any(s is None for s in specs) else RowEncoder(self.name_tuple, specs, self.pk_index)
-            object.__setattr__(self, "_row_encoder", encoder)
-        return self.__dict__["_row_encoder"]  # type: ignore[no-any-return]
+        specs = [fast_path_spec(f) for f in self.fields]
+        return None if any(s is None for s in specs) else RowEncoder(self.name_tuple, specs, self.pk_index)
 
     def rows_to_batch_fast(self, rows: Any) -> Batch | None:
         """A list of row dicts as a Batch through :attr:`row_encoder`, or None when any row (or the
