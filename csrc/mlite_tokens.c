@@ -35,8 +35,8 @@ static int mlite_valid_width(unsigned width)
 
 /* The loops below fold a minimum and maximum as they go, and vectorize well only with
  * AVX2: SSE2 has no 64-bit compare (a baseline build runs mlite_ints_narrow 1.7x slower),
- * and no 8-bit or unsigned 16-bit minimum or maximum, whose emulation chains each vector
- * step to the last. target_clones needs ifunc: glibc on Linux (musl, macOS and Windows
+ * and no signed 8-bit or unsigned 16-bit minimum or maximum, whose emulation chains each
+ * vector step to the last. target_clones needs ifunc: glibc on Linux (musl, macOS and Windows
  * builds get the baseline loops alone). */
 #if defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__) && \
     ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 6))
@@ -110,9 +110,8 @@ static int mlite_valid_width(unsigned width)
 
 /* Pack values of type T at constant stored width W: stored = value - base (mod 2^64). */
 #define MLITE_PACK_FN(NAME, T, W)                                                                 \
-    MLITE_MULTIVERSION static void NAME(const T *values, const int64_t *offsets,                  \
-                                        const int64_t *kept, const mlite_tokens_header *h,        \
-                                        uint8_t *body)                                            \
+    static void NAME(const T *values, const int64_t *offsets, const int64_t *kept,                \
+                     const mlite_tokens_header *h, uint8_t *body)                                 \
     {                                                                                             \
         const uint64_t n = h->n_rows, base = (uint64_t)h->base;                                   \
         const unsigned lw = h->lw;                                                                \
