@@ -36,14 +36,42 @@ static int mlite_valid_width(unsigned width)
 /* The loops below fold a minimum and maximum as they go, and vectorize well only with
  * AVX2: SSE2 has no 64-bit compare (a baseline build runs mlite_ints_narrow 1.7x slower),
  * and no signed 8-bit or unsigned 16-bit minimum or maximum, whose emulation chains each
- * vector step to the last. target_clones needs ifunc: glibc on Linux (musl, macOS and Windows
- * builds get the baseline loops alone). */
-#if defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__) && \
-    ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 6))
-#define MLITE_MULTIVERSION __attribute__((target_clones("avx2", "default")))
-#else
-#define MLITE_MULTIVERSION
+ * vector step to the last. So on x86-64 each of them is compiled twice, for AVX2 and for the
+ * baseline, and the build in use is picked at run time (mlite_isa): the CPU's best at first
+ * use, or the one mlite_isa_select names, so that the tests run both. Elsewhere only the
+ * baseline exists. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define MLITE_HAVE_AVX2 1
+#define MLITE_TARGET_AVX2 __attribute__((target("avx2")))
 #endif
+#define MLITE_TARGET_BASE
+
+/* -1 until first asked; racing first calls store the same answer. */
+static int mlite_isa_in_use = -1;
+
+int mlite_isa_available(int isa)
+{
+#ifdef MLITE_HAVE_AVX2
+    if (isa == MLITE_ISA_AVX2)
+        return __builtin_cpu_supports("avx2") != 0;
+#endif
+    return isa == MLITE_ISA_BASELINE;
+}
+
+int mlite_isa(void)
+{
+    if (mlite_isa_in_use < 0)
+        mlite_isa_in_use = mlite_isa_available(MLITE_ISA_AVX2) ? MLITE_ISA_AVX2 : MLITE_ISA_BASELINE;
+    return mlite_isa_in_use;
+}
+
+int mlite_isa_select(int isa)
+{
+    if (!mlite_isa_available(isa))
+        return 0;
+    mlite_isa_in_use = isa;
+    return 1;
+}
 
 /* The encoder reads values of any integer type: one copy of each pass per type T, made by
  * macro, each a plain typed loop. Value i of row r is values[offsets[r] + i].
@@ -51,9 +79,9 @@ static int mlite_valid_width(unsigned width)
  * split reads a row forward once for its minimum and maximum (a vectorized pass, which also
  * brings the row into cache), then finds its trailing run scanning back 8 bytes at a time
  * against the run's value repeated: a SQuAD row's ~215 padding values take ~54 compares. */
-#define MLITE_SPLIT_FN(NAME, T)                                                                   \
-    MLITE_MULTIVERSION static uint64_t NAME(const T *values, const int64_t *offsets, size_t n_rows,\
-                                            int64_t *kept, mlite_tokens_stats *stats)             \
+#define MLITE_SPLIT_FN(NAME, T, TARGET)                                                           \
+    TARGET static uint64_t NAME(const T *values, const int64_t *offsets, size_t n_rows,            \
+                                int64_t *kept, mlite_tokens_stats *stats)                         \
     {                                                                                             \
         enum { PER_WORD = 8 / sizeof(T) };                                                        \
         uint64_t total = 0, max_len = 0, word, pattern;                                           \
@@ -137,8 +165,15 @@ static int mlite_valid_width(unsigned width)
         }                                                                                         \
     }
 
+#ifdef MLITE_HAVE_AVX2
+#define MLITE_SPLIT_AVX2(S, T) MLITE_SPLIT_FN(mlite_split_avx2_##S, T, MLITE_TARGET_AVX2)
+#else
+#define MLITE_SPLIT_AVX2(S, T)
+#endif
+
 #define MLITE_ENCODER(S, T)                                                                       \
-    MLITE_SPLIT_FN(mlite_split_##S, T)                                                            \
+    MLITE_SPLIT_FN(mlite_split_base_##S, T, MLITE_TARGET_BASE)                                    \
+    MLITE_SPLIT_AVX2(S, T)                                                                        \
     MLITE_PACK_FN(mlite_pack_##S##_1, T, 1)                                                       \
     MLITE_PACK_FN(mlite_pack_##S##_2, T, 2)                                                       \
     MLITE_PACK_FN(mlite_pack_##S##_4, T, 4)                                                       \
@@ -208,7 +243,13 @@ MLITE_ENCODER(u64, uint64_t)
 int mlite_tokens_split(const void *values, unsigned elem_size, int is_signed, const int64_t *offsets,
                        size_t n_rows, int64_t *kept, mlite_tokens_stats *stats)
 {
-    MLITE_BY_TYPE(stats->n_kept =, mlite_split, MLITE_SPLIT_ARGS)
+#ifdef MLITE_HAVE_AVX2
+    if (mlite_isa() == MLITE_ISA_AVX2) {
+        MLITE_BY_TYPE(stats->n_kept =, mlite_split_avx2, MLITE_SPLIT_ARGS)
+        return MLITE_OK;
+    }
+#endif
+    MLITE_BY_TYPE(stats->n_kept =, mlite_split_base, MLITE_SPLIT_ARGS)
     return MLITE_OK;
 }
 
@@ -292,9 +333,9 @@ typedef void (*mlite_copy_fn)(const uint8_t *src, uint8_t *dst, uint64_t k, uint
                               uint64_t *lo, uint64_t *hi);
 typedef void (*mlite_fill_fn)(uint8_t *dst, uint64_t count, uint64_t value);
 
-#define MLITE_COPY(NAME, ST, OT, LE)                                                              \
-    MLITE_MULTIVERSION static void NAME(const uint8_t *src, uint8_t *dst, uint64_t k,             \
-                                        uint64_t base, uint64_t *lo, uint64_t *hi)                \
+#define MLITE_COPY(NAME, ST, OT, LE, TARGET)                                                      \
+    TARGET static void NAME(const uint8_t *src, uint8_t *dst, uint64_t k, uint64_t base,          \
+                            uint64_t *lo, uint64_t *hi)                                           \
     {                                                                                             \
         const OT b = (OT)base;                                                                    \
         ST mn = (ST)~(ST)0, mx = 0;                                                               \
@@ -324,16 +365,29 @@ typedef void (*mlite_fill_fn)(uint8_t *dst, uint64_t count, uint64_t value);
             memcpy(dst + j * sizeof(OT), &o, sizeof(OT));                                         \
     }
 
-#define MLITE_COPY_ROW(S, ST, LE)                                                                 \
-    MLITE_COPY(mlite_copy_##S##_1, ST, uint8_t, LE)                                               \
-    MLITE_COPY(mlite_copy_##S##_2, ST, uint16_t, LE)                                              \
-    MLITE_COPY(mlite_copy_##S##_4, ST, uint32_t, LE)                                              \
-    MLITE_COPY(mlite_copy_##S##_8, ST, uint64_t, LE)
+#define MLITE_COPY_ROW(ISA, TARGET, S, ST, LE)                                                    \
+    MLITE_COPY(mlite_copy_##ISA##_##S##_1, ST, uint8_t, LE, TARGET)                               \
+    MLITE_COPY(mlite_copy_##ISA##_##S##_2, ST, uint16_t, LE, TARGET)                              \
+    MLITE_COPY(mlite_copy_##ISA##_##S##_4, ST, uint32_t, LE, TARGET)                              \
+    MLITE_COPY(mlite_copy_##ISA##_##S##_8, ST, uint64_t, LE, TARGET)
 
-MLITE_COPY_ROW(1, uint8_t, MLITE_LE8)
-MLITE_COPY_ROW(2, uint16_t, MLITE_LE16)
-MLITE_COPY_ROW(4, uint32_t, MLITE_LE32)
-MLITE_COPY_ROW(8, uint64_t, MLITE_LE64)
+/* Every (stored width, output width) copy of one build, and their table by width slot. */
+#define MLITE_COPIES(ISA, TARGET)                                                                 \
+    MLITE_COPY_ROW(ISA, TARGET, 1, uint8_t, MLITE_LE8)                                            \
+    MLITE_COPY_ROW(ISA, TARGET, 2, uint16_t, MLITE_LE16)                                          \
+    MLITE_COPY_ROW(ISA, TARGET, 4, uint32_t, MLITE_LE32)                                          \
+    MLITE_COPY_ROW(ISA, TARGET, 8, uint64_t, MLITE_LE64)                                          \
+    static const mlite_copy_fn mlite_copy_##ISA[4][4] = {                                         \
+        {mlite_copy_##ISA##_1_1, mlite_copy_##ISA##_1_2, mlite_copy_##ISA##_1_4, mlite_copy_##ISA##_1_8}, \
+        {mlite_copy_##ISA##_2_1, mlite_copy_##ISA##_2_2, mlite_copy_##ISA##_2_4, mlite_copy_##ISA##_2_8}, \
+        {mlite_copy_##ISA##_4_1, mlite_copy_##ISA##_4_2, mlite_copy_##ISA##_4_4, mlite_copy_##ISA##_4_8}, \
+        {mlite_copy_##ISA##_8_1, mlite_copy_##ISA##_8_2, mlite_copy_##ISA##_8_4, mlite_copy_##ISA##_8_8}, \
+    };
+
+MLITE_COPIES(base, MLITE_TARGET_BASE)
+#ifdef MLITE_HAVE_AVX2
+MLITE_COPIES(avx2, MLITE_TARGET_AVX2)
+#endif
 MLITE_FILL(mlite_fill_1, uint8_t)
 MLITE_FILL(mlite_fill_2, uint16_t)
 MLITE_FILL(mlite_fill_4, uint32_t)
@@ -344,12 +398,16 @@ static unsigned mlite_width_slot(unsigned width)
     return width == 1 ? 0 : width == 2 ? 1 : width == 4 ? 2 : 3;
 }
 
-static const mlite_copy_fn mlite_copy_fns[4][4] = {
-    {mlite_copy_1_1, mlite_copy_1_2, mlite_copy_1_4, mlite_copy_1_8},
-    {mlite_copy_2_1, mlite_copy_2_2, mlite_copy_2_4, mlite_copy_2_8},
-    {mlite_copy_4_1, mlite_copy_4_2, mlite_copy_4_4, mlite_copy_4_8},
-    {mlite_copy_8_1, mlite_copy_8_2, mlite_copy_8_4, mlite_copy_8_8},
-};
+/* The copies of the build in use. */
+static const mlite_copy_fn (*mlite_copy_fns(void))[4]
+{
+#ifdef MLITE_HAVE_AVX2
+    if (mlite_isa() == MLITE_ISA_AVX2)
+        return mlite_copy_avx2;
+#endif
+    return mlite_copy_base;
+}
+
 static const mlite_fill_fn mlite_fill_fns[4] = {mlite_fill_1, mlite_fill_2, mlite_fill_4,
                                                 mlite_fill_8};
 
@@ -378,7 +436,7 @@ int mlite_tokens_unpack_rows(const uint8_t *body, size_t body_len, const mlite_t
         min_off = lo > h->base ? (uint64_t)lo - (uint64_t)h->base : 0;
         span = (uint64_t)hi - (uint64_t)h->base - min_off;
     }
-    copy = mlite_copy_fns[mlite_width_slot(w)][mlite_width_slot(elem_size)];
+    copy = mlite_copy_fns()[mlite_width_slot(w)][mlite_width_slot(elem_size)];
     fill = mlite_fill_fns[mlite_width_slot(elem_size)];
     lens = body;
     keeps = body + n * lw;
@@ -487,9 +545,12 @@ int mlite_tokens_index(const uint8_t *body, size_t body_len, const mlite_tokens_
         }                                                          \
     } while (0)
 
-MLITE_MULTIVERSION
-void mlite_ints_narrow(const void *src, unsigned src_size, int src_signed, void *dst, unsigned dst_size,
-                       size_t n, int64_t *lo, int64_t *hi)
+/* The body of both builds: inlined into each, so each compiles it for its own target. */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((always_inline))
+#endif
+static inline void mlite_narrow_body(const void *src, unsigned src_size, int src_signed, void *dst,
+                                     unsigned dst_size, size_t n, int64_t *lo, int64_t *hi)
 {
     if (src_signed) {
         switch (src_size) {
@@ -505,4 +566,28 @@ void mlite_ints_narrow(const void *src, unsigned src_size, int src_signed, void 
         default: MLITE_NARROW_FROM(uint32_t); break;
         }
     }
+}
+
+#define MLITE_NARROW_FN(NAME, TARGET)                                                             \
+    TARGET static void NAME(const void *src, unsigned src_size, int src_signed, void *dst,        \
+                            unsigned dst_size, size_t n, int64_t *lo, int64_t *hi)                \
+    {                                                                                             \
+        mlite_narrow_body(src, src_size, src_signed, dst, dst_size, n, lo, hi);                   \
+    }
+
+MLITE_NARROW_FN(mlite_narrow_base, MLITE_TARGET_BASE)
+#ifdef MLITE_HAVE_AVX2
+MLITE_NARROW_FN(mlite_narrow_avx2, MLITE_TARGET_AVX2)
+#endif
+
+void mlite_ints_narrow(const void *src, unsigned src_size, int src_signed, void *dst, unsigned dst_size,
+                       size_t n, int64_t *lo, int64_t *hi)
+{
+#ifdef MLITE_HAVE_AVX2
+    if (mlite_isa() == MLITE_ISA_AVX2) {
+        mlite_narrow_avx2(src, src_size, src_signed, dst, dst_size, n, lo, hi);
+        return;
+    }
+#endif
+    mlite_narrow_base(src, src_size, src_signed, dst, dst_size, n, lo, hi);
 }

@@ -37,6 +37,21 @@ enum {
     MLITE_E_RANGE = 8     /* a stored value does not fit the output element type */
 };
 
+/* The builds of the loops that fold a minimum and maximum (split, the row copies of unpack,
+ * mlite_ints_narrow): the x86-64 baseline (or the one build elsewhere), and AVX2 on x86-64
+ * built with gcc or clang. */
+enum { MLITE_ISA_BASELINE = 0, MLITE_ISA_AVX2 = 1 };
+
+/* Whether this build has isa and the CPU runs it. */
+int mlite_isa_available(int isa);
+
+/* The build in use: the best available one, unless mlite_isa_select chose another. */
+int mlite_isa(void);
+
+/* Use isa from now on, in every thread; 1, or 0 (and no change) when it is not available.
+ * For tests and diagnosis: every build computes exactly the same results. */
+int mlite_isa_select(int isa);
+
 typedef struct {
     uint64_t n_rows;
     uint64_t n_kept;   /* total kept values, the length of the kept[] array */
@@ -128,8 +143,8 @@ int mlite_tokens_index(const uint8_t *body, size_t body_len, const mlite_tokens_
  * Copy n > 0 ints from src (src_size bytes each: 1, 2, 4 or 8; signed unless
  * src_signed is 0, and then at most 4 bytes) to dst (dst_size bytes each, signed),
  * converted as a C cast converts, and store their smallest and largest value in
- * *lo and *hi: a numpy column's range check and narrowing in one read. On x86-64
- * Linux the loop is compiled twice and the CPU picks AVX2 where it has it.
+ * *lo and *hi: a numpy column's range check and narrowing in one read. On x86-64 the
+ * loop is compiled twice, see mlite_isa.
  */
 void mlite_ints_narrow(const void *src, unsigned src_size, int src_signed, void *dst, unsigned dst_size,
                        size_t n, int64_t *lo, int64_t *hi);

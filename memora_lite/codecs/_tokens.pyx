@@ -56,6 +56,53 @@ cdef extern from "mlite_tokens.h" nogil:
                            int64_t *starts, int64_t *kept_starts, int64_t *uniform)
     void mlite_ints_narrow(const void *src, unsigned src_size, int src_signed, void *dst, unsigned dst_size,
                            size_t n, int64_t *lo, int64_t *hi)
+    int mlite_isa_available(int isa)
+    int mlite_isa()
+    int mlite_isa_select(int isa)
+
+
+# The builds of the kernels that fold a minimum and maximum (split, the row copies of
+# unpack, narrow), by their number in mlite_tokens.h. Each computes exactly the same.
+BUILDS = ("baseline", "avx2")
+
+
+def builds() -> tuple:
+    """The builds this module holds and this CPU runs, baseline first.
+
+    >>> builds()[0]
+    'baseline'
+    """
+    return tuple(name for number, name in enumerate(BUILDS) if mlite_isa_available(number))
+
+
+def build() -> str:
+    """The build in use: the last of :func:`builds` unless :func:`select_build` chose another.
+
+    >>> build() in builds()
+    True
+    """
+    return BUILDS[mlite_isa()]
+
+
+def select_build(str name) -> str:
+    """Use build ``name`` from now on, in every thread; returns the one in use before.
+
+    For tests and diagnosis (the test suite runs every build through the same checks).
+
+    >>> before = select_build("baseline"); build()
+    'baseline'
+    >>> select_build(before)
+    'baseline'
+    >>> select_build("sse9")
+    Traceback (most recent call last):
+    ...
+    ValueError: no 'sse9' build of the token kernels here; this module and CPU run: ...
+    """
+    before = build()
+    if name not in BUILDS or not mlite_isa_select(BUILDS.index(name)):
+        raise ValueError(f"no {name!r} build of the token kernels here; this module and CPU run: "
+                         f"{', '.join(builds())}")
+    return before
 
 
 DEF MLITE_E_BODY_STATUS = 2  # MLITE_E_BODY in mlite_tokens.h

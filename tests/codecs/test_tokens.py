@@ -1,16 +1,20 @@
 """tokens1: round trips, compiled kernels against the numpy twin, decoder fuzzing, and size.
 
 Both kernel modules are imported explicitly and run side by side through
-``TokenCodec``; with ``MEMORA_LITE_BACKEND=numpy`` the compiled one may be
-missing, and only then are its tests skipped.
+``TokenCodec``, the compiled one once per build of its min/max loops (``_tokens.builds()``:
+the baseline and, on x86-64, AVX2); with ``MEMORA_LITE_BACKEND=numpy`` the compiled one
+may be missing, and only then are its tests skipped.
 """
 
 from __future__ import annotations
 
+import doctest
 import os
+import platform
 import struct
 import sys
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -30,10 +34,33 @@ except ImportError:
         raise
     _tokens = None  # type: ignore[assignment]
 
+
+
+def _one_build(name: str) -> Any:
+    """The compiled kernels with build ``name`` in use during each of their calls, and during
+    each method call of the objects their classes make (a row decoder decodes later)."""
+
+    def pinned(kernel: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            before = _tokens.select_build(name)
+            try:
+                result = kernel(*args, **kwargs)
+            finally:
+                _tokens.select_build(before)
+            if isinstance(kernel, type):
+                return SimpleNamespace(**{m: pinned(getattr(result, m)) for m in dir(result) if not m.startswith("_")})
+            return result
+
+        return call
+
+    kernels = {k: pinned(v) for k, v in vars(_tokens).items() if callable(v) and not k.startswith("_")}
+    return SimpleNamespace(__name__=f"_tokens[{name}]", **kernels)
+
+
 TWIN = backend.TokenCodec(tokens_numpy)
-COMPILED = backend.TokenCodec(_tokens) if _tokens is not None else None
-CODECS = [c for c in (TWIN, COMPILED) if c is not None]
-needs_compiled = pytest.mark.skipif(COMPILED is None, reason="MEMORA_LITE_BACKEND=numpy, no compiled kernels")
+COMPILED_BUILDS = [backend.TokenCodec(_one_build(name)) for name in _tokens.builds()] if _tokens is not None else []
+CODECS = [TWIN, *COMPILED_BUILDS]
+needs_compiled = pytest.mark.skipif(_tokens is None, reason="MEMORA_LITE_BACKEND=numpy, no compiled kernels")
 each_codec = pytest.mark.parametrize("codec", CODECS, ids=lambda c: c.kernels.__name__.rsplit(".", 1)[-1])
 
 INT_DTYPES = [np.dtype(t) for t in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")]
@@ -123,6 +150,48 @@ def test_missing_build_is_an_import_error_that_names_the_fix(monkeypatch: pytest
         backend._load_kernels()
 
 
+def _cpu_flags() -> set[str] | None:
+    """The CPU's feature flags as the Linux kernel reports them, or None (another OS)."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            return set(next(line for line in cpuinfo if line.startswith("flags")).split(":", 1)[1].split())
+    except (OSError, StopIteration):
+        return None
+
+
+@needs_compiled
+def test_every_build_the_cpu_runs_is_built_and_the_best_is_in_use() -> None:
+    """The AVX2 build must not vanish quietly (a changed guard in csrc/mlite_tokens.c would
+    leave only the slower baseline); the tests above run each build this test finds."""
+    flags = _cpu_flags()
+    if platform.machine() == "x86_64" and flags is not None:
+        assert _tokens.builds() == (("baseline", "avx2") if "avx2" in flags else ("baseline",))
+    assert _tokens.build() == _tokens.builds()[-1]
+    assert [c.kernels.__name__ for c in COMPILED_BUILDS] == [f"_tokens[{b}]" for b in _tokens.builds()]
+
+
+@needs_compiled
+def test_a_selected_build_stays_in_use_until_another_is_selected() -> None:
+    best = _tokens.build()
+    try:
+        for name in _tokens.builds():
+            _tokens.select_build(name)
+            assert _tokens.build() == name
+        with pytest.raises(ValueError, match="no 'neon' build of the token kernels here; this module and CPU run: "
+                                             + ", ".join(_tokens.builds())):
+            _tokens.select_build("neon")
+        assert _tokens.build() == _tokens.builds()[-1]  # a refused selection changes nothing
+    finally:
+        _tokens.select_build(best)
+
+
+@needs_compiled
+def test_the_compiled_module_examples_run() -> None:
+    """pytest's doctest collection does not import compiled modules: run their examples here."""
+    result = doctest.testmod(_tokens, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 5 and result.failed == 0
+
+
 # --- parity -----------------------------------------------------------------------------------
 
 
@@ -135,9 +204,9 @@ def test_compiled_and_numpy_encodings_are_byte_identical(
     dtype, rows = block
     ragged = Ragged.from_lists(rows, dtype)
     expected = TWIN.encode_tokens(ragged.values, ragged.offsets, level)
-    assert COMPILED is not None
-    assert COMPILED.encode_tokens(ragged.values, ragged.offsets, level) == expected
-    assert COMPILED.encode_token_lists(rows, level) == expected
+    for compiled in COMPILED_BUILDS:
+        assert compiled.encode_tokens(ragged.values, ragged.offsets, level) == expected
+        assert compiled.encode_token_lists(rows, level) == expected
     assert TWIN.encode_token_lists(rows, level) == expected
 
 

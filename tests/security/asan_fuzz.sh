@@ -4,7 +4,8 @@
 # Not part of the pytest run. Builds csrc/mlite_tokens.c and memora_lite/codecs/_tokens.pyx
 # (and _rowcheck.pyx) with -fsanitize=address in a private copy of the sources under a temp
 # folder (the checkout is not touched), then runs, with libasan preloaded into the interpreter:
-#   1. tests/security/test_decoder_fuzz.py's mutation fuzz (MUTANTS mutants, default 200000),
+#   1. tests/security/test_decoder_fuzz.py's mutation fuzz (MUTANTS mutants, default 200000), once
+#      for each build of the token kernels' min/max loops (_tokens.builds()),
 #   2. the codec and schema suites (tests/codecs, tests/schema), whose fuzz tests feed the
 #      token kernels random and bit-flipped blocks and the compiled row checks random rows.
 # Any heap or stack overflow, use after free or wild read in the kernels aborts with an ASan
@@ -72,9 +73,11 @@ fi
 grep -q "heap-buffer-overflow" "$work/control.log" || { cat "$work/control.log" >&2; exit 1; }
 echo "asan_fuzz: positive control: ASan reports a heap-buffer-overflow as it should"
 
-echo "asan_fuzz: mutation fuzz, $mutants mutants"
-"$python" tests/security/test_decoder_fuzz.py "$mutants" >"$work/fuzz.json"
-"$python" - "$work/fuzz.json" <<'EOF'
+# Every build of the token kernels' min/max loops (baseline, and AVX2 on x86-64).
+for build in $("$python" -c "import memora_lite.codecs._tokens as t; print(' '.join(t.builds()))"); do
+    echo "asan_fuzz: mutation fuzz, $mutants mutants, $build build"
+    "$python" tests/security/test_decoder_fuzz.py "$mutants" "$build" >"$work/fuzz.json"
+    "$python" - "$work/fuzz.json" <<'EOF'
 import json, sys
 with open(sys.argv[1]) as f:
     r = json.loads(f.read().strip().splitlines()[-1])
@@ -86,6 +89,7 @@ for line in (r["malformed"] + r["other"] + r["disagree"])[:5]:
     print("  ", line)
 sys.exit(1 if bad else 0)
 EOF
+done
 
 echo "asan_fuzz: tests/codecs and tests/schema (the compiled row checks) under ASan"
 "$python" -m pytest -q -p no:cacheprovider -o addopts="" -W error tests/codecs tests/schema

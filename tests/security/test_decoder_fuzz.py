@@ -9,7 +9,8 @@ it, so the inner decoders (the compiled token kernels included) see the damage
 instead of zstd refusing it. Each mutant goes through the public
 ``decode_column`` with the chunk's own row count, dtype and dim (and neighbours of
 them), and token blocks also through ``decode_tokens``, ``decode_tokens_dense`` and
-``decode_tokens_lists`` of both backends, which must agree.
+``decode_tokens_lists`` of both backends, which must agree. Each build of the compiled
+kernels' min/max loops (``_tokens.builds()``: baseline and AVX2 on x86-64) is fuzzed.
 
 The mutants run in a child interpreter, so a segfault is seen as one. Run this file
 directly for a chosen count (``python tests/security/test_decoder_fuzz.py 1000000``);
@@ -38,6 +39,7 @@ from memora_lite.errors import CodecError, CorruptionError
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CODECS = [backend.TokenCodec(backend.KERNELS), backend.TokenCodec(tokens_numpy)]
+BUILDS = backend.KERNELS.builds() if backend.BACKEND == "cython" else ("numpy",)
 EDGE_INTS = [0, 1, 2, 3, 7, 8, 40, 127, 128, 255, 256, 1023, 1024, 65535, 65536, 2**31 - 1, 2**31, 2**32 - 1,
              2**32, 2**40, 2**62, 2**63 - 1, 2**63, 2**64 - 1]
 
@@ -225,24 +227,26 @@ def run(mutants: int, seed: int = 0) -> dict[str, Any]:
     return report
 
 
-def _fuzz_in_child(mutants: int) -> tuple[int, dict[str, Any] | None, str]:
+def _fuzz_in_child(mutants: int, build: str) -> tuple[int, dict[str, Any] | None, str]:
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__), str(mutants)], capture_output=True, text=True,
-                          env=env, timeout=1800)
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), str(mutants), build], capture_output=True,
+                          text=True, env=env, timeout=1800)
     lines = proc.stdout.strip().splitlines()
     return proc.returncode, (json.loads(lines[-1]) if proc.returncode == 0 and lines else None), proc.stderr[-3000:]
 
 
+@pytest.mark.parametrize("build", BUILDS)
 @pytest.mark.parametrize("mutants", [20_000, pytest.param(1_000_000, marks=pytest.mark.slow)])
 def test_mutated_chunks_of_every_encoding_decode_to_codec_errors_or_well_formed_columns(
-    mutants: int, record_property: Callable[[str, object], None]
+    mutants: int, build: str, record_property: Callable[[str, object], None]
 ) -> None:
-    status, report, stderr = _fuzz_in_child(mutants)
+    status, report, stderr = _fuzz_in_child(mutants, build)
     if report is None:
-        record_property("figure", f"decoder fuzz: the fuzzing interpreter died (status {status}): 1 crash")
+        record_property("figure", f"decoder fuzz ({build}): the fuzzing interpreter died (status {status}): 1 crash")
         pytest.fail(f"the fuzzing interpreter died with status {status}:\n{stderr}")
-    record_property("figure", f"decoder fuzz: {report['mutants']} mutants of {len(report['encodings'])} encodings "
-                              f"({report['calls']} decoder calls): {report['codec_errors']} CodecError, "
+    record_property("figure", f"decoder fuzz ({build}): {report['mutants']} mutants of "
+                              f"{len(report['encodings'])} encodings ({report['calls']} decoder calls): "
+                              f"{report['codec_errors']} CodecError, "
                               f"{report['decoded']} decoded well-formed, {len(report['malformed'])} malformed, "
                               f"{len(report['other'])} other exceptions, {len(report['disagree'])} backend "
                               "disagreements, 0 crashes")
@@ -270,4 +274,6 @@ def test_a_tokens1_block_claiming_a_run_of_trillions_of_values_is_a_codec_error(
 
 if __name__ == "__main__":
     faulthandler.enable()
+    if backend.BACKEND == "cython" and len(sys.argv) > 2:
+        backend.KERNELS.select_build(sys.argv[2])
     print(json.dumps(run(int(sys.argv[1]) if len(sys.argv) > 1 else 20_000)))
