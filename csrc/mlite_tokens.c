@@ -38,9 +38,10 @@ static int mlite_valid_width(unsigned width)
  * and no signed 8-bit or unsigned 16-bit minimum or maximum, whose emulation chains each
  * vector step to the last. So on x86-64 each of them is compiled twice, for AVX2 and for the
  * baseline, and the build in use is picked at run time (mlite_isa): the CPU's best at first
- * use, or the one mlite_isa_select names, so that the tests run both. Elsewhere only the
- * baseline exists. */
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+ * use, or the one mlite_isa_select names, so that the tests run both. That takes gcc or
+ * clang (not clang-cl, whose CPU check needs a runtime library not linked here); elsewhere
+ * only the baseline exists. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(_MSC_VER)
 #define MLITE_HAVE_AVX2 1
 #define MLITE_TARGET_AVX2 __attribute__((target("avx2")))
 #endif
