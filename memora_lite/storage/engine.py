@@ -537,12 +537,11 @@ class CollectionEngine:
 
     def _live_keys(self, keys: Sequence[Any]) -> list[Any]:
         """The subset of ``keys`` that is stored and not deleted, in the given order."""
-        positions = self.memtable.positions
-        live = {k for k in keys if k in positions}
+        live = self.memtable.positions.keys() & keys  # one C loop: every insert call checks its keys
         pk = self.schema.primary_key
         for segment, rows in self._locate(keys):
             live.update(segment.reader.read_rows([pk], rows, self.schema).columns[pk].tolist())
-        return [k for k in keys if k in live]
+        return [k for k in keys if k in live] if live else []
 
     # -- flush and compaction ----------------------------------------------------------------------
 
