@@ -48,7 +48,8 @@ def _one_build(name: str) -> Any:
             finally:
                 _tokens.select_build(before)
             if isinstance(kernel, type):
-                return SimpleNamespace(**{m: pinned(getattr(result, m)) for m in dir(result) if not m.startswith("_")})
+                public = {m: getattr(result, m) for m in dir(result) if not m.startswith("_")}
+                return SimpleNamespace(**{m: pinned(v) if callable(v) else v for m, v in public.items()})
             return result
 
         return call
