@@ -6,7 +6,8 @@ reads a row dict in C, checks every value, packs int lists into little-endian
 bytes of the field's width, and frames the log record with its checksums: no
 numpy array and no per-element Python work per row; :class:`PendingRows` holds such
 rows column by column until they become a batch. ``build_rows`` makes result rows from
-columns of values without a Python call per row.
+columns of values without a Python call per row (``build_row`` makes one); ``cached_row``
+reads one stored row from a segment's cached blocks in one call (a get's road).
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
@@ -719,3 +720,60 @@ def build_rows(type row_type, tuple names, list columns) -> list:
         row._order = names
         out[i] = row
     return out
+
+
+def build_row(type row_type, tuple names, list values):
+    """One result row: ``names[k]`` maps to ``values[k]`` (a get's row, without :func:`build_rows`'
+    columns of one value each).
+
+    >>> from memora_lite.results import Row
+    >>> row = build_row(Row, ("x", "id"), ["a", 1])
+    >>> row, row[1]
+    ({'x': 'a', 'id': 1}, 1)
+    """
+    cdef Py_ssize_t m = len(names), k
+    if len(values) != m:
+        raise ValueError(f"{m} names but {len(values)} values")
+    row = row_type.__new__(row_type)
+    for k in range(m):
+        PyDict_SetItem(row, names[k], values[k])
+    row._order = names
+    return row
+
+
+def cached_row(object items, str path, Py_ssize_t block, Py_ssize_t row, tuple fields, str primary_key,
+               object key):
+    """Row ``row`` of block ``block`` of segment ``path``, in ``fields`` order, from cached blocks
+    alone: the values as Python objects, or None where some field's block is not cached or has
+    no row reader (the caller then takes the general road, which opens and caches blocks).
+
+    ``items`` is a :class:`~memora_lite.storage.segment.BlockCache`'s ordered dict,
+    ``(path, field, block) -> (block, size, row reader)``; a block read here moves to its
+    end, as a ``BlockCache.get`` would move it. The primary key's value is ``key`` itself,
+    by which the row was found. This is a get's whole read once its blocks are warm: one
+    call instead of a Python loop over the fields.
+
+    >>> from collections import OrderedDict
+    >>> items = OrderedDict({("s", "t", 0): (None, 8, [7, 8, 9].__getitem__)})
+    >>> cached_row(items, "s", 0, 2, ("id", "t"), "id", 5), cached_row(items, "s", 1, 2, ("t",), "id", 5)
+    ([5, 9], None)
+    """
+    cdef list values = []
+    cdef object name, cache_key, read
+    cdef object block_number = block  # one int object shared by every field's cache key
+    cdef PyObject *item
+    touch = items.move_to_end
+    for name in fields:
+        if name == primary_key:
+            values.append(key)
+            continue
+        cache_key = (path, name, block_number)
+        item = PyDict_GetItem(items, cache_key)  # an OrderedDict keeps its items in its dict part
+        if item is NULL:
+            return None
+        read = (<tuple>item)[2]
+        if read is None:
+            return None
+        touch(cache_key)
+        values.append(read(row))
+    return values

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from memora_lite._rows import build_rows
+from memora_lite._rows import build_row, build_rows
 from memora_lite.errors import DuplicateIdError, InvalidArgumentError, InvalidNameError
 from memora_lite.models import Field
 from memora_lite.results import Row, rows_from_columns, to_numpy
@@ -198,9 +198,8 @@ class NoSQL:
                 _output_order(engine.schema, output_fields, collection_name))
             if key is not None:
                 values = engine.get_one(_key(key, collection_name, engine.schema), names)
-                columns = [[v] for v in values] if values is not None else [[] for _ in names]
-            else:
-                columns = engine.get_columns(_keys(None, ids, collection_name, engine.schema), names)
+                return {"data": [build_row(Row, names, values)] if values is not None else []}
+            columns = engine.get_columns(_keys(None, ids, collection_name, engine.schema), names)
             return {"data": build_rows(Row, names, columns)}
         keys = _keys(key, ids, collection_name, engine.schema)
         order = _output_order(engine.schema, output_fields, collection_name)

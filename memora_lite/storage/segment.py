@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 from bisect import bisect_right
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -39,6 +39,7 @@ import msgpack
 import numpy as np
 
 from memora_lite import codecs
+from memora_lite._rows import cached_row
 from memora_lite.codecs import TokenBlock
 from memora_lite.columns import Batch, Column, Ragged, concat, take
 from memora_lite.errors import CodecError, CorruptionError
@@ -48,6 +49,7 @@ from memora_lite.storage.fs import FileSystem
 from memora_lite.storage.rangeindex import search
 
 CachedBlock = tuple[Column | TokenBlock, np.ndarray | None]  # one column's block and its null mask
+CacheItem = tuple[CachedBlock, int, Callable[[int], Any] | None]  # the block, its size in bytes, its row reader
 DEFAULT_CACHE_BYTES = 64 << 20  # opened blocks kept; scans bypass it, so this bounds what gets and short reads keep
 # zstd level 1: token blocks come out as small as at 3 and decompress ~30% faster (docs/format.md#measurements)
 SEGMENT_CODEC_LEVEL = 1
@@ -266,7 +268,7 @@ class SegmentReader:
                 array.flags.writeable = False  # shared through the cache: readers slice it, nobody writes
         value = (column, nulls)
         if fill_cache:
-            self.cache.put(key, value, _nbytes(column))
+            self.cache.put(key, value, _nbytes(column), _row_reader(column, nulls))
         return value
 
     def position(self, key: Any) -> int:
@@ -307,6 +309,9 @@ class SegmentReader:
         """
         block, i = divmod(position, self.block_rows)
         primary_key = self.schema.primary_key
+        values = cached_row(self.cache.items, self.path, block, i, tuple(fields), primary_key, key)
+        if values is not None:
+            return values
         values = []
         for name in fields:
             if name == primary_key:
@@ -388,13 +393,31 @@ def _nbytes(column: Column | TokenBlock) -> int:
     return int(column.nbytes) * (8 if column.dtype == object else 1)
 
 
+def _row_reader(column: Column | TokenBlock, nulls: np.ndarray | None) -> Callable[[int], Any] | None:
+    """The C-level call that turns row ``i`` of a block into its Python value, kept in the
+    cache beside the block for :func:`~memora_lite._rows.cached_row`; None where a get
+    needs :meth:`SegmentReader.row_values`' general road (nulls, ragged or 2-D values)."""
+    if nulls is not None:
+        return None
+    if type(column) is TokenBlock:
+        return column.row
+    if type(column) is np.ndarray and column.ndim == 1:
+        return column.item
+    return None
+
+
 class BlockCache:
-    """A least-recently-used cache of decoded blocks, bounded in bytes."""
+    """A least-recently-used cache of decoded blocks, bounded in bytes.
+
+    ``items`` maps ``(segment path, field, block)`` to ``(block, size, row reader)``;
+    :func:`~memora_lite._rows.cached_row` reads it directly, so a get over warm blocks
+    is one C call.
+    """
 
     def __init__(self, capacity: int = DEFAULT_CACHE_BYTES) -> None:
         self.capacity = capacity
         self.used = 0
-        self.items: OrderedDict[tuple[str, str, int], tuple[CachedBlock, int]] = OrderedDict()
+        self.items: OrderedDict[tuple[str, str, int], CacheItem] = OrderedDict()
 
     def get(self, key: tuple[str, str, int]) -> CachedBlock | None:
         item = self.items.get(key)
@@ -403,11 +426,12 @@ class BlockCache:
         self.items.move_to_end(key)
         return item[0]
 
-    def put(self, key: tuple[str, str, int], value: CachedBlock, size: int) -> None:
-        self.items[key] = (value, size)
+    def put(self, key: tuple[str, str, int], value: CachedBlock, size: int,
+            row_reader: Callable[[int], Any] | None = None) -> None:
+        self.items[key] = (value, size, row_reader)
         self.used += size
         while self.used > self.capacity and len(self.items) > 1:
-            _, (_, old) = self.items.popitem(last=False)
+            _, (_, old, _) = self.items.popitem(last=False)
             self.used -= old
 
     def drop(self, path: str) -> None:

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from memora_lite import FieldNotFoundError, FilterError, InvalidArgumentError, Memora
+from memora_lite._rows import cached_row
 from memora_lite.results import rows_from_columns, to_lists, to_numpy
+from memora_lite.storage import segment
 
 N = 2500
 
@@ -212,7 +214,7 @@ def test_gets_by_key_equal_the_general_path(client: Memora) -> None:
         return rows_from_columns(to_lists(engine.get(keys, order), order), order)
 
     for key in [*range(0, 1500), 5000, 5001, -1]:
-        for fields in (None, ["mask", "word"], ["meta", "id", "vec"]):
+        for fields in (None, ["mask", "word"], ["meta", "id", "vec"], ["tokens", "n", "word", "mask"]):
             got = client.nosql.get("g", key=key, output_fields=fields)["data"]
             assert got == general([key], fields), (key, fields)
             if got and fields:
@@ -223,6 +225,33 @@ def test_gets_by_key_equal_the_general_path(client: Memora) -> None:
         assert client.nosql.get("g", ids=keys)["data"] == general(keys, None)
     assert client.nosql.get("g", key=np.int64(7))["data"][0]["n"] == 7
     assert client.nosql.get("g", key=4)["data"] == []
+
+
+def test_a_warm_get_is_one_compiled_call_that_keeps_its_blocks_recently_used(
+        client: Memora, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once a get has opened a row's blocks, the next get of that block is answered by
+    ``_rows.cached_row`` alone, and it moves those blocks to the cache's recent end as the
+    general road would, so a hot block is the last to be evicted."""
+    client.nosql.insert("w", [{"id": i, "t": [i, i + 1, 0], "n": i * 2, "s": f"s{i}"} for i in range(3000)])
+    client.nosql.flush("w")
+    answered: list[list[Any] | None] = []
+
+    def counted(*args: Any) -> list[Any] | None:
+        answered.append(cached_row(*args))
+        return answered[-1]
+
+    monkeypatch.setattr(segment, "cached_row", counted)
+    assert type(cached_row).__name__ == "cython_function_or_method"
+    get = client.nosql.get
+    assert get("w", key=5)["data"] == [{"id": 5, "t": [5, 6, 0], "n": 10, "s": "s5"}]
+    assert answered == [None]  # cold: the general road opened and cached the blocks
+    assert get("w", key=7, output_fields=["s", "t"])["data"] == [{"s": "s7", "t": [7, 8, 0], "id": 7}]
+    assert answered[-1] == ["s7", [7, 8, 0], 7]
+    items = client.nosql._store.engine("w").cache.items
+    get("w", key=1500)  # block 1: opened, so now the most recent
+    assert [k[2] for k in items][-1] == 1
+    get("w", key=9)
+    assert answered[-1] is not None and {k[2] for k in list(items)[-3:]} == {0}  # block 0 is recent again
 
 
 def test_key_list_filters_read_row_by_row_and_equal_the_general_path(db: Memora) -> None:
