@@ -491,10 +491,11 @@ cdef class PendingRows:
         finally:
             self._done()
 
-    def take(self):
+    def take(self, object arena=None):
         """The rows held, as columns (copies), in :meth:`RowEncoder.encode_batch`'s form; then none.
 
         A row staged but not yet kept stays staged, as the first row of what follows.
+        Int lists are copied into arrays from ``arena`` (its ``empty(n, dtype)``) when given.
         """
         cdef Py_ssize_t k
         cdef RowEncoder e = self.encoder
@@ -507,8 +508,12 @@ cdef class PendingRows:
                 if self.ready:
                     (<int64_t *>self.data[k])[0] = (<int64_t *>self.data[k])[self.n]
             elif e.kinds[k] == FIELD_INTS:
-                values = (self.arrays[k][: self.used[k]] if self.arrays[k] is not None
-                          else np.empty(0, dtype=np.uint8)).copy()
+                held = self.arrays[k][: self.used[k]] if self.arrays[k] is not None else np.empty(0, dtype=np.uint8)
+                if arena is None:
+                    values = held.copy()
+                else:
+                    values = arena.empty(len(held), held.dtype)
+                    values[:] = held
                 columns[k] = (values.view(f"i{e.sizes[k]}"), self.offsets[k][: self.n + 1].copy())
                 if self.ready and self.pending[k]:
                     memmove(self.data[k], self.data[k] + self.used[k], self.pending[k])

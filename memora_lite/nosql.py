@@ -122,7 +122,7 @@ class NoSQL:
     def _prepare(self, collection_name: str, data: Any) -> tuple[CollectionEngine, Any, Schema | None]:
         if self._store.exists(collection_name):
             engine = self._store.engine(collection_name)
-            batch, schema = engine.schema.to_batch(data, collection_name)
+            batch, schema = engine.to_batch(data)
             return engine, batch, (schema if schema is not engine.schema else None)
         self._store._check_name(collection_name)
         schema = Schema.infer(data, "id", collection_name)

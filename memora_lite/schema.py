@@ -25,7 +25,7 @@ import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from dataclasses import field as dataclass_field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 import numpy as np
@@ -35,6 +35,9 @@ from memora_lite._rows import PendingRows, RowEncoder
 from memora_lite.columns import Batch, Column, Ragged, object_array
 from memora_lite.errors import FieldNotFoundError, SchemaError, did_you_mean
 from memora_lite.models import INT_TYPES, DataType, Field
+
+if TYPE_CHECKING:
+    from memora_lite.storage.arena import Arena
 
 NUMPY_DTYPES: dict[DataType, np.dtype] = {
     DataType.BOOL: np.dtype(np.bool_),
@@ -238,10 +241,11 @@ class Schema:
         encoder = self.row_encoder
         return PendingRows(encoder) if encoder is not None else None
 
-    def pending_batch(self, pending: PendingRows) -> Batch:
-        """The rows ``pending`` (from :meth:`pending_rows`) holds, as a Batch; it holds none afterwards."""
+    def pending_batch(self, pending: PendingRows, arena: Arena | None = None) -> Batch:
+        """The rows ``pending`` (from :meth:`pending_rows`) holds, as a Batch; it holds none afterwards.
+        Its int lists are carved from ``arena`` when given (see :mod:`memora_lite.storage.arena`)."""
         n = len(pending)
-        return self._encoded_batch(pending.take(), n)
+        return self._encoded_batch(pending.take(arena), n)
 
     def _encoded_batch(self, encoded: list[Any], n: int) -> Batch:
         """A Batch of ``n`` rows from :class:`RowEncoder` columns (``encode_batch`` / ``PendingRows.take``)."""
@@ -256,11 +260,13 @@ class Schema:
 
     # -- validation --------------------------------------------------------------------------------
 
-    def to_batch(self, data: Any, collection: str) -> tuple[Batch, Schema]:
+    def to_batch(self, data: Any, collection: str, arena: Arena | None = None) -> tuple[Batch, Schema]:
         """Validate ``data`` into a Batch.
 
         Returns the batch and the schema it fits: ``self``, or for inferred schemas a
         widened/grown copy. Raises SchemaError or FieldNotFoundError on the first misfit.
+        Narrowed int lists are carved from ``arena`` when given (the memtable's, which
+        keeps the batch: see :mod:`memora_lite.storage.arena`).
         """
         columns, n = _as_columns(data, self.primary_key, collection)
         schema = self
@@ -278,7 +284,7 @@ class Schema:
         for f in list(schema.fields):
             values = columns.get(f.field_name)
             try:
-                column, null_mask, widened = _convert(f, values, n, schema.inferred)
+                column, null_mask, widened = _convert(f, values, n, schema.inferred, arena)
             except SchemaError as exc:
                 raise SchemaError(f"collection '{collection}': {exc}") from None
             if widened is not f:
@@ -498,7 +504,8 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
 
 
-def _convert(f: Field, values: Any, n: int, growable: bool) -> tuple[Column, np.ndarray | None, Field]:
+def _convert(f: Field, values: Any, n: int, growable: bool,
+             arena: Arena | None = None) -> tuple[Column, np.ndarray | None, Field]:
     """One column of raw values -> (column, null mask or None, field it fits)."""
     name = f.field_name
     if values is None:
@@ -522,7 +529,7 @@ def _convert(f: Field, values: Any, n: int, growable: bool) -> tuple[Column, np.
             _check_json(f, column)
         return column, null_mask, f
     if dtype is DataType.ARRAY:
-        return _convert_array(f, values, n, null_mask, growable)
+        return _convert_array(f, values, n, null_mask, growable, arena)
     if dtype is DataType.FLOAT_VECTOR:
         return _convert_vectors(f, values, n, null_mask), null_mask, f
     return _convert_scalars(f, values, n, null_mask, growable)
@@ -576,7 +583,7 @@ def _fit_ints(f: Field, t: DataType, lo: int, hi: int, growable: bool, widen: An
 
 
 def _convert_array(
-    f: Field, values: Any, n: int, null_mask: np.ndarray | None, growable: bool
+    f: Field, values: Any, n: int, null_mask: np.ndarray | None, growable: bool, arena: Arena | None = None
 ) -> tuple[Column, np.ndarray | None, Field]:
     element = f.element_data_type
     assert element is not None and f.max_capacity is not None
@@ -605,7 +612,9 @@ def _convert_array(
             raise SchemaError(f"field '{f.field_name}': expected a list of {element.value}, "
                               f"got elements of {values_arr.dtype}")
         if len(values_arr):  # range and conversion in one read: this is most of a bulk insert's input
-            narrowed, lo, hi = codecs.narrow_ints(values_arr, element_dtype(f))
+            narrow_to = element_dtype(f)
+            out = arena.empty(len(values_arr), narrow_to) if arena is not None else None
+            narrowed, lo, hi = codecs.narrow_ints(values_arr, narrow_to, out)
             f = _fit_ints(f, element, lo, hi, growable, lambda t: replace(f, element_data_type=t))
             if narrowed is not None and narrowed.dtype == element_dtype(f):
                 values_arr = narrowed

@@ -291,20 +291,25 @@ class TokenCodec:
         # The kernels read every integer type as it is: no int64 copy of the values.
         return self._encode(np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("=")), offsets, level)
 
-    def narrow_ints(self, values: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray | None, int, int]:
+    def narrow_ints(self, values: np.ndarray, dtype: np.dtype,
+                    out: np.ndarray | None = None) -> tuple[np.ndarray | None, int, int]:
         """1-D int ``values`` as ``dtype``, with their range, from one read of them: ``(array, lo, hi)``.
 
         How a numpy column is checked and narrowed on insert (a 4,096 x 384 int64
         column: one pass instead of ``min``, ``max`` and ``astype``). The array is
         None when a value lies outside ``dtype``: choose a type that holds
-        ``lo .. hi`` and convert again.
+        ``lo .. hi`` and convert again. ``out``: the array to fill (``len(values)``
+        values of ``dtype``, contiguous), else a new one.
 
         >>> narrow_ints(np.array([3, 200]), np.dtype("int16"))
         (array([  3, 200], dtype=int16), 3, 200)
         >>> narrow_ints(np.array([3, 200]), np.dtype("int8"))
         (None, 3, 200)
         """
-        out = np.empty(len(values), dtype=dtype)
+        if out is None:
+            out = np.empty(len(values), dtype=dtype)
+        elif out.shape != (len(values),) or out.dtype != dtype or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a contiguous array of {len(values)} {dtype}")
         # The compiled kernel reads native ints up to 32 bits unsigned; wider unsigned or
         # byte-swapped input is rare enough for the twin, which handles any int dtype.
         compiled = values.dtype in _NARROW_SOURCES and dtype in _NARROW_TARGETS

@@ -26,6 +26,7 @@ import numpy as np
 
 from memora_lite._rows import PendingRows
 from memora_lite.columns import Batch, Ragged, concat
+from memora_lite.storage.arena import Arena
 
 
 @dataclass
@@ -49,10 +50,11 @@ class MemTable:
     """
 
     def __init__(self, primary_key: str, pending: PendingRows | None = None,
-                 pending_batch: Callable[[PendingRows], Batch] | None = None) -> None:
+                 pending_batch: Callable[[PendingRows, Arena], Batch] | None = None) -> None:
         self.primary_key = primary_key
         self.pending = pending
         self.pending_batch = pending_batch
+        self.arena = Arena()  # where this memtable's batches narrow their int lists (see storage/arena.py)
         self.batches: list[Batch] = []
         self.positions: dict[Any, int] = {}  # live key -> row number across batches
         self.size = 0  # rows appended, dead ones included
@@ -96,7 +98,7 @@ class MemTable:
 
     def _materialize(self) -> None:
         if self.pending is not None and len(self.pending):
-            self._push(self.pending_batch(self.pending))  # type: ignore[misc]
+            self._push(self.pending_batch(self.pending, self.arena))  # type: ignore[misc]
 
     def _push(self, batch: Batch) -> None:
         self.batches.append(batch)
@@ -140,7 +142,7 @@ class MemTable:
         return list(self.batches) if bool(np.all(keys[1:] > keys[:-1])) else None
 
     def conform(self, convert: Any, pending: PendingRows | None,
-                pending_batch: Callable[[PendingRows], Batch] | None) -> None:
+                pending_batch: Callable[[PendingRows, Arena], Batch] | None) -> None:
         """After the schema grew: apply ``convert`` (Batch -> Batch) to every held batch.
 
         Pending rows become a batch of the old schema first; ``pending`` and
