@@ -12,12 +12,14 @@ another's memory. RocksDB's memtable arena does the same (``memtable_huge_page_s
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 CHUNK_BYTES = 32 << 20
 # Smaller arrays come from np.empty: they fault few pages, and the allocator reuses freed ones.
 SMALL_BYTES = 256 << 10
-ALIGN = 64  # a cache line: every array starts on one, as numpy's own allocations do
+ALIGN = 64  # every array starts on a cache line (numpy's own allocations start on 16 bytes)
 
 
 class Arena:
@@ -25,6 +27,8 @@ class Arena:
 
     An array holds its chunk alive; a chunk goes when every array carved from it has.
     Arrays under ``SMALL_BYTES``, or over half a chunk, are allocated on their own.
+    Thread-safe: a bulk insert narrows outside the engine's lock while a one-row insert
+    may turn its pending rows into a batch under it.
 
     >>> arena = Arena(chunk_bytes=4 << 20)
     >>> a, b = arena.empty(1 << 19, np.dtype(np.int16)), arena.empty(1 << 19, np.dtype(np.int8))
@@ -38,19 +42,21 @@ class Arena:
         self.chunk_bytes = chunk_bytes
         self.chunk: np.ndarray | None = None
         self.used = 0
+        self.lock = threading.Lock()
 
     def empty(self, n: int, dtype: np.dtype) -> np.ndarray:
         """A 1-D array of ``n`` uninitialised values of ``dtype``."""
         nbytes = n * dtype.itemsize
         if nbytes < SMALL_BYTES or nbytes > self.chunk_bytes // 2:
             return np.empty(n, dtype=dtype)
-        if self.chunk is None or self._aligned(self.used) + nbytes > len(self.chunk):
-            self.chunk, self.used = np.empty(self.chunk_bytes, dtype=np.uint8), 0
-        start = self._aligned(self.used)
-        if start + nbytes > len(self.chunk):  # a fresh chunk's first bytes went to alignment
-            return np.empty(n, dtype=dtype)
-        self.used = start + nbytes
-        return self.chunk[start:self.used].view(dtype)
+        with self.lock:
+            if self.chunk is None or self._aligned(self.used) + nbytes > len(self.chunk):
+                self.chunk, self.used = np.empty(self.chunk_bytes, dtype=np.uint8), 0
+            start = self._aligned(self.used)
+            if start + nbytes > len(self.chunk):  # a fresh chunk's first bytes went to alignment
+                return np.empty(n, dtype=dtype)
+            self.used = start + nbytes
+            return self.chunk[start:self.used].view(dtype)
 
     def _aligned(self, offset: int) -> int:
         """The first offset from ``offset`` on whose address in the chunk is a multiple of ``ALIGN``."""

@@ -389,8 +389,7 @@ class CollectionEngine:
     def to_batch(self, data: Any) -> tuple[Batch, Schema]:
         """``data`` checked into a Batch for :meth:`insert` or :meth:`upsert`, and the schema it
         fits (:meth:`Schema.to_batch`); its int lists narrow into the memtable's arena."""
-        with self.lock:
-            return self.schema.to_batch(data, self.name, self.memtable.arena)
+        return self.schema.to_batch(data, self.name, self.memtable.arena)
 
     def insert(self, batch: Batch, grown: Schema | None) -> list[Any]:
         """Store new rows; DuplicateIdError if any key is already live (nothing is written then)."""
