@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import itertools
+import sys
+import threading
 import weakref
 
 import numpy as np
@@ -90,3 +92,26 @@ def test_the_memtable_keeps_inserted_int_lists_in_its_arena(path: str, monkeypat
         client.nosql.flush("c")
         assert client.nosql._store.engine("c").memtable.arena.chunk is None
         assert client.nosql.get("c", key=4321)["data"][0]["t"] == rows[4321]["t"]
+
+
+def test_threads_carving_at_once_never_get_overlapping_arrays() -> None:
+    arena = Arena(chunk_bytes=CHUNK)
+    got: list[np.ndarray] = []
+
+    def carve(seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        for n in rng.integers(SMALL_BYTES, CHUNK // 8, 150):
+            got.append(arena.empty(int(n), np.dtype(np.uint8)))
+
+    threads = [threading.Thread(target=carve, args=(seed,)) for seed in range(8)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads between almost any two bytecodes
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    spans = sorted(_span(a) for a in got)
+    assert len(spans) == 1200 and all(end <= start for (_, end), (start, _) in itertools.pairwise(spans))
