@@ -9,7 +9,8 @@ goal, no tuning of the Python around the steps can meet it on this machine: only
 work (a different design) or spreading it over more cores can.
 
 * ``bulk_numpy``: an insert of 4,096-row numpy batches, then the flush --
-  ``narrow`` (range-check and narrow both int64 token columns, one compiled read each),
+  ``narrow`` (range-check and narrow both int64 token columns, one compiled read each,
+  into a fresh memtable arena as the engine does),
   ``log_encode`` (their tokens1 bytes, as the log holds them), ``log_write`` (those bytes
   written to a file, one ``write()`` per batch and column) and ``segment`` (every row
   encoded, compressed and written as one segment, on ``ENCODE_THREADS`` threads).
@@ -18,7 +19,7 @@ work (a different design) or spreading it over more cores can.
   into ``(1024, 384)`` arrays of the stored dtypes).
 * ``fillrow``: one row per call -- ``encode`` (check the row dict, frame its log record
   and hold its values: ``RowEncoder.encode`` into the memtable's ``PendingRows``, a batch
-  every 4,096 rows) and ``write`` (one ``write()`` of each record).
+  in its arena every 4,096 rows) and ``write`` (one ``write()`` of each record).
 
 Measure::
 
@@ -40,6 +41,7 @@ from memora_lite.codecs import backend
 from memora_lite.columns import Ragged
 from memora_lite.schema import Schema, element_dtype
 from memora_lite.storage import segment
+from memora_lite.storage.arena import Arena
 from memora_lite.storage.format import WAL_INSERT_ROW
 from memora_lite.storage.fs import OsFileSystem
 from memora_lite.storage.memtable import PENDING_ROWS
@@ -99,7 +101,8 @@ def test_floor_bulk_numpy(benchmark: Any, squad: Squad, stored: tuple[Schema, An
                    for b in squad.column_batches(squad.n) for name in TOKEN_COLUMNS]
 
         def run() -> Any:
-            return [codecs.narrow_ints(values, dtype)[0] for values, dtype in batches]
+            arena = Arena()
+            return [codecs.narrow_ints(values, dtype, arena.empty(len(values), dtype))[0] for values, dtype in batches]
     elif step == "log_encode":
         narrowed = _narrowed(squad, schema)
 
@@ -166,12 +169,12 @@ def test_floor_fillrow(benchmark: Any, squad: Squad, stored: tuple[Schema, Any],
     run: Callable[[], Any]
     if step == "encode":
         def run() -> Any:
-            pending = schema.pending_rows()
+            pending, arena, batches = schema.pending_rows(), Arena(), []
             for row in squad.rows:
                 encoder.encode(row, WAL_INSERT_ROW, into=pending)
                 pending.keep()
                 if len(pending) == PENDING_ROWS:
-                    schema.pending_batch(pending)
+                    batches.append(schema.pending_batch(pending, arena))  # the memtable keeps them
             return True
     else:
         records = [encoder.encode(row, WAL_INSERT_ROW)[2] for row in squad.rows]
