@@ -265,6 +265,22 @@ def floors_table(bench: dict[str, Any], figs: dict[str, dict[str, Any]]) -> str 
                    "whole / bound"], rows)
 
 
+def faults_table(bench: dict[str, Any]) -> str | None:
+    """Minor page faults per round of each fill workload (``minor_faults``): how much fresh memory
+    each engine's writes touch, a cost this report's rates include."""
+    fills = ("fillrow", "fillbulk_rows", "fillbulk_numpy")
+    counts: dict[str, dict[str, int]] = {}
+    for b in bench["benchmarks"]:
+        info = b.get("extra_info", {})
+        if info.get("workload") in fills and "minor_faults" in info:
+            counts.setdefault(info["engine"], {})[info["workload"]] = info["minor_faults"]
+    if not counts:
+        return None
+    rows = [[LABELS.get(engine, engine), *(f"{row[w]:,}" if w in row else "n/a" for w in fills)]
+            for engine, row in counts.items()]
+    return _table(["engine", *fills], rows)
+
+
 def real_text(bench: dict[str, Any]) -> dict[str, Any] | None:
     for b in bench["benchmarks"]:
         if b.get("extra_info", {}).get("workload") == "size_real_text":
@@ -290,6 +306,9 @@ def report(bench: dict[str, Any]) -> str:
     if floors:
         out += ["", "## Floors: the steps this design takes for a workload, each timed alone (test_floors.py)", "",
                 floors]
+    faults = faults_table(bench)
+    if faults:
+        out += ["", "## Minor page faults per fill round (first touches of fresh memory)", "", faults]
     text = real_text(bench)
     if text:
         import size_real_text
