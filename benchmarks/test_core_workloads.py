@@ -112,7 +112,7 @@ def _fill(benchmark: Any, engine: type[Engine], squad: Squad, new_store: Callabl
     """Time ``verb`` over ``batches`` into a fresh store, then close it; then check the store holds the rows.
 
     Also counts the process's minor page faults per round (first touches of fresh memory,
-    2-3 us each on the benchmark VM), recorded as ``minor_faults`` (the median over rounds).
+    a cost the time includes), recorded as ``minor_faults`` (the median over rounds).
     """
     if not engine.supports(verb):
         pytest.skip(f"n/a: {engine.label} has no {verb}")

@@ -2,10 +2,10 @@
 
 A bulk insert narrows each int column into a fresh array that the memtable keeps until
 its flush: ~100 MB for 87,599 SQuAD-shaped rows, all of it new memory. On 4 KiB pages the
-first write to every page traps into the kernel; on the benchmark VM that is ~25,000
-faults at 2-3 us each per 87,599 rows, more than the narrowing itself. numpy asks the
-kernel for transparent huge pages on any allocation of 4 MiB or more, so arrays carved
-from 32 MiB chunks fault once per 2 MiB. Each memtable has its own arena, so its chunks
+first write to every page traps into the kernel: ~25,000 faults, each microseconds on a
+virtual machine, which in a process's first fill can cost more than the narrowing. numpy
+asks the kernel for transparent huge pages on any allocation of 4 MiB or more, so arrays
+carved from 32 MiB chunks fault once per 2 MiB. Each memtable has its own arena, so its chunks
 are freed with its batches after the flush, and one collection's rows never pin
 another's memory. RocksDB's memtable arena does the same (``memtable_huge_page_size``).
 """
