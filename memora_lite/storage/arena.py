@@ -5,8 +5,8 @@ its flush: ~100 MB for 87,599 SQuAD-shaped rows, all of it new memory. On 4 KiB 
 first write to every page traps into the kernel: ~25,000 faults, each microseconds on a
 virtual machine, which in a process's first fill can cost more than the narrowing. numpy
 asks the kernel for transparent huge pages on any allocation of 4 MiB or more, so arrays
-carved from 32 MiB chunks fault once per 2 MiB. Each memtable has its own arena, so its chunks
-are freed with its batches after the flush, and one collection's rows never pin
+carved from 32 MiB chunks fault once per 2 MiB. Each memtable has its own arena, so its
+chunks are freed with its batches after the flush, and one collection's rows never pin
 another's memory. RocksDB's memtable arena does the same (``memtable_huge_page_size``).
 """
 
@@ -50,15 +50,15 @@ class Arena:
         if nbytes < SMALL_BYTES or nbytes > self.chunk_bytes // 2:
             return np.empty(n, dtype=dtype)
         with self.lock:
-            if self.chunk is None or self._aligned(self.used) + nbytes > len(self.chunk):
-                self.chunk, self.used = np.empty(self.chunk_bytes, dtype=np.uint8), 0
-            start = self._aligned(self.used)
-            if start + nbytes > len(self.chunk):  # a fresh chunk's first bytes went to alignment
-                return np.empty(n, dtype=dtype)
+            start = self._aligned(self.used) if self.chunk is not None else 0
+            if self.chunk is None or start + nbytes > len(self.chunk):
+                # A fresh chunk: under ALIGN bytes of it go to alignment, and nbytes is at most half of it.
+                self.chunk = np.empty(self.chunk_bytes, dtype=np.uint8)
+                start = self._aligned(0)
             self.used = start + nbytes
             return self.chunk[start:self.used].view(dtype)
 
     def _aligned(self, offset: int) -> int:
-        """The first offset from ``offset`` on whose address in the chunk is a multiple of ``ALIGN``."""
+        """The first offset at or after ``offset`` whose address in the chunk is a multiple of ``ALIGN``."""
         address = self.chunk.ctypes.data + offset  # type: ignore[union-attr]
         return offset + (-address) % ALIGN
