@@ -15,7 +15,9 @@ tokens = Extension(
     "memora_lite.codecs._tokens",
     sources=["memora_lite/codecs/_tokens.pyx", "csrc/mlite_tokens.c"],
     include_dirs=["csrc", np.get_include()],
-    extra_compile_args=[] if sys.platform == "win32" else ["-O3"],
+    # -pthread: mlite_ints_narrow_parallel starts POSIX threads (Windows builds narrow on one).
+    extra_compile_args=[] if sys.platform == "win32" else ["-O3", "-pthread"],
+    extra_link_args=[] if sys.platform == "win32" else ["-pthread"],
 )
 
 rows = Extension(

@@ -2,6 +2,10 @@
 #include "mlite_tokens.h"
 
 #include <string.h>
+#if !defined(_WIN32)
+#include <pthread.h>
+#define MLITE_HAVE_PTHREADS 1
+#endif
 
 /* Byte-wise little-endian access keeps the format independent of host byte order;
  * gcc and clang merge these into single loads and stores on little-endian hosts. */
@@ -591,4 +595,72 @@ void mlite_ints_narrow(const void *src, unsigned src_size, int src_signed, void 
     }
 #endif
     mlite_narrow_base(src, src_size, src_signed, dst, dst_size, n, lo, hi);
+}
+
+
+/* --- mlite_ints_narrow_parallel ------------------------------------------------------------- */
+
+/* One thread's share of a narrowing: parts start on 64-element boundaries, so no two threads
+ * write the same cache line of dst. */
+typedef struct {
+    const char *src;
+    char *dst;
+    size_t n;
+    int64_t lo, hi;
+    unsigned src_size, dst_size;
+    int src_signed;
+} mlite_narrow_part;
+
+static void *mlite_narrow_part_run(void *arg)
+{
+    mlite_narrow_part *part = (mlite_narrow_part *)arg;
+    mlite_ints_narrow(part->src, part->src_size, part->src_signed, part->dst, part->dst_size, part->n,
+                      &part->lo, &part->hi);
+    return NULL;
+}
+
+void mlite_ints_narrow_parallel(const void *src, unsigned src_size, int src_signed, void *dst,
+                                unsigned dst_size, size_t n, int64_t *lo, int64_t *hi, unsigned threads)
+{
+    mlite_narrow_part parts[MLITE_NARROW_MAX_THREADS];
+    size_t count = threads < 1 ? 1 : threads > MLITE_NARROW_MAX_THREADS ? MLITE_NARROW_MAX_THREADS : threads;
+    size_t by_size = n * src_size / MLITE_NARROW_PART_BYTES, step, first = 0, k;
+    if (count > by_size)
+        count = by_size < 1 ? 1 : by_size;
+    step = ((n + count - 1) / count + 63) / 64 * 64;
+    (void)mlite_isa(); /* pick the build once, here, rather than in each thread at once */
+    for (k = 0; k < count && first < n; k++, first += step) {
+        parts[k].src = (const char *)src + first * src_size;
+        parts[k].dst = (char *)dst + first * dst_size;
+        parts[k].n = n - first < step ? n - first : step;
+        parts[k].src_size = src_size;
+        parts[k].dst_size = dst_size;
+        parts[k].src_signed = src_signed;
+    }
+    count = k;
+#ifdef MLITE_HAVE_PTHREADS
+    {
+        pthread_t ids[MLITE_NARROW_MAX_THREADS];
+        int started[MLITE_NARROW_MAX_THREADS] = {0};
+        for (k = 1; k < count; k++)
+            started[k] = pthread_create(&ids[k], NULL, mlite_narrow_part_run, &parts[k]) == 0;
+        mlite_narrow_part_run(&parts[0]);
+        /* A thread that could not start (resource limits) leaves its part to this one. */
+        for (k = 1; k < count; k++) {
+            if (started[k])
+                pthread_join(ids[k], NULL);
+            else
+                mlite_narrow_part_run(&parts[k]);
+        }
+    }
+#else
+    for (k = 0; k < count; k++)
+        mlite_narrow_part_run(&parts[k]);
+#endif
+    *lo = parts[0].lo;
+    *hi = parts[0].hi;
+    for (k = 1; k < count; k++) {
+        *lo = parts[k].lo < *lo ? parts[k].lo : *lo;
+        *hi = parts[k].hi > *hi ? parts[k].hi : *hi;
+    }
 }

@@ -54,10 +54,11 @@ cdef extern from "mlite_tokens.h" nogil:
                                  int64_t *offsets)
     int mlite_tokens_index(const uint8_t *body, size_t body_len, const mlite_tokens_header *h,
                            int64_t *starts, int64_t *kept_starts, int64_t *uniform)
-    void mlite_ints_narrow(const void *src, unsigned src_size, int src_signed, void *dst, unsigned dst_size,
-                           size_t n, int64_t *lo, int64_t *hi)
+    void mlite_ints_narrow_parallel(const void *src, unsigned src_size, int src_signed, void *dst,
+                                    unsigned dst_size, size_t n, int64_t *lo, int64_t *hi, unsigned threads)
     int mlite_isa_available(int isa)
     int mlite_isa()
+    enum: MLITE_NARROW_PART_BYTES
     int mlite_isa_select(int isa)
 
 
@@ -491,11 +492,16 @@ ctypedef fused narrow_dst:
     int64_t
 
 
-def narrow(const narrow_src[::1] values, narrow_dst[::1] out) -> tuple:
+# The least source bytes ``narrow`` gives one thread: smaller columns narrow on the calling thread.
+NARROW_PART_BYTES = MLITE_NARROW_PART_BYTES
+
+
+def narrow(const narrow_src[::1] values, narrow_dst[::1] out, unsigned threads=1) -> tuple:
     """Copy ``values`` into ``out`` (of equal length) as ``out``'s type, in one pass that also
     finds their range: ``(lo, hi, fits)``. Where not ``fits``, some value lies outside ``out``'s
     type and ``out`` holds it truncated; the caller converts again after widening. The loop is
-    ``mlite_ints_narrow`` (``csrc/mlite_tokens.c``)."""
+    ``mlite_ints_narrow`` (``csrc/mlite_tokens.c``), on up to ``threads`` threads for a column
+    of megabytes (``mlite_ints_narrow_parallel``)."""
     cdef Py_ssize_t n = values.shape[0]
     cdef int64_t lo, hi
     cdef int is_signed = narrow_src is int8_t or narrow_src is int16_t or narrow_src is int32_t or narrow_src is int64_t
@@ -504,7 +510,8 @@ def narrow(const narrow_src[::1] values, narrow_dst[::1] out) -> tuple:
     if n == 0:
         return 0, 0, True
     with nogil:
-        mlite_ints_narrow(&values[0], sizeof(narrow_src), is_signed, &out[0], sizeof(narrow_dst), n, &lo, &hi)
+        mlite_ints_narrow_parallel(&values[0], sizeof(narrow_src), is_signed, &out[0], sizeof(narrow_dst), n,
+                                   &lo, &hi, threads)
     cdef object shift = 8 * sizeof(narrow_dst) - 1  # a Python int: 1 << 63 overflows C's int
     bound = 1 << shift
     return lo, hi, -bound <= lo and hi < bound

@@ -219,6 +219,19 @@ def _raise_status(status: int) -> None:
         raise CodecError(f"tokens1 block: {STATUS_MESSAGES.get(status, f'kernel status {status}')}")
 
 
+def usable_cpus() -> int:
+    """The cores this process may run on (its CPU affinity where the platform has one).
+
+    >>> usable_cpus() >= 1
+    True
+    """
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+# Threads one narrowing may use: memory bandwidth grows with the cores reading, up to a few.
+# The compiled kernel starts them only for columns of megabytes (``_tokens.NARROW_PART_BYTES``
+# per thread), so a unit test's handful of rows never pays for one.
+NARROW_THREADS = min(4, usable_cpus())
 _NARROW_SOURCES = frozenset(np.dtype(t) for t in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32"))
 _NARROW_TARGETS = frozenset(np.dtype(t) for t in ("int8", "int16", "int32", "int64"))
 
@@ -314,7 +327,7 @@ class TokenCodec:
         # byte-swapped input is rare enough for the twin, which handles any int dtype.
         compiled = values.dtype in _NARROW_SOURCES and dtype in _NARROW_TARGETS
         kernels = self.kernels if compiled else _numpy_twin()
-        lo, hi, fits = kernels.narrow(np.ascontiguousarray(values) if compiled else values, out)
+        lo, hi, fits = kernels.narrow(np.ascontiguousarray(values) if compiled else values, out, NARROW_THREADS)
         return (out if fits else None), lo, hi
 
     def encode_token_lists(self, rows: Sequence[Sequence[int]], level: int | None = 3) -> bytes:

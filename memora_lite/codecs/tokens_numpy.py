@@ -323,9 +323,10 @@ def _kept_values(body: Any, header: Any, first: int, count: int) -> np.ndarray:
     return stored[first : first + count]
 
 
-def narrow(values: np.ndarray, out: np.ndarray) -> tuple[int, int, bool]:
+def narrow(values: np.ndarray, out: np.ndarray, threads: int = 1) -> tuple[int, int, bool]:
     """Copy ``values`` into ``out`` as ``out``'s type and return ``(lo, hi, fits)``: their range, and
     whether every value fits ``out``'s type (else ``out`` holds them truncated, as C casts do).
+    ``threads`` is the compiled kernel's; numpy runs on one.
 
     >>> out = np.empty(3, dtype=np.int8)
     >>> narrow(np.array([5, -3, 300]), out), out.tolist()

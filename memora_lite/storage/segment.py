@@ -28,7 +28,6 @@ is recorded per block, so old segments keep decoding when new encodings arrive.
 
 from __future__ import annotations
 
-import os
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -41,6 +40,7 @@ import numpy as np
 from memora_lite import codecs
 from memora_lite._rows import cached_row
 from memora_lite.codecs import TokenBlock
+from memora_lite.codecs.backend import usable_cpus
 from memora_lite.columns import Batch, Column, Ragged, concat, take
 from memora_lite.errors import CodecError, CorruptionError
 from memora_lite.schema import Schema, column_kind, element_dtype, null_column, widen
@@ -56,7 +56,7 @@ SEGMENT_CODEC_LEVEL = 1
 # Blocks encode on this many threads: the token kernels and zstd release the GIL, so a flush
 # uses the cores it may run on. The cap of 4 is a chosen bound, not a measured optimum (the
 # benchmark machine has 2 cores: benchmarks/test_segment_write.py).
-ENCODE_THREADS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+ENCODE_THREADS = min(4, usable_cpus())
 
 
 def write_segment(

@@ -719,7 +719,41 @@ def test_narrowing_agrees_across_kernels_and_with_numpy(source: np.dtype, target
 def test_the_compiled_narrowing_kernel_is_the_one_bulk_inserts_use(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
     real = _tokens.narrow
-    monkeypatch.setattr(_tokens, "narrow", lambda values, out: calls.append(values.dtype) or real(values, out))
+
+    def narrow(values: np.ndarray, out: np.ndarray, threads: int) -> tuple[int, int, bool]:
+        calls.append((values.dtype, threads))
+        return real(values, out, threads)
+
+    monkeypatch.setattr(_tokens, "narrow", narrow)
     column = np.arange(4096 * 384, dtype=np.int64).reshape(4096, 384) % 30_000
     narrowed, lo, hi = backend.narrow_ints(column.reshape(-1), np.dtype("int16"))
-    assert calls == [np.dtype("int64")] and (lo, hi) == (0, 29_999) and narrowed.dtype == np.int16
+    assert calls == [(np.dtype("int64"), backend.NARROW_THREADS)]
+    assert (lo, hi) == (0, 29_999) and narrowed.dtype == np.int16
+
+
+@needs_compiled
+@pytest.mark.parametrize("source, target", [("int64", "int16"), ("int64", "int8"), ("int32", "int64"),
+                                            ("uint16", "int16"), ("int8", "int32")])
+@pytest.mark.parametrize("threads", [2, 3, 8])
+def test_narrowing_split_over_threads_equals_one_thread(source: str, target: str, threads: int) -> None:
+    """A column of several thread parts (``NARROW_PART_BYTES`` of input each, on 64-value
+    boundaries) narrows to the same values, range and verdict as on one thread, wherever its
+    extremes lie: the first part, the last, either side of a boundary, the very last value."""
+    source_t, target_t = np.dtype(source), np.dtype(target)
+    n = threads * _tokens.NARROW_PART_BYTES // source_t.itemsize + 37  # the last part is short and odd
+    rng = np.random.default_rng(threads)
+    info = np.iinfo(source_t)
+    values = rng.integers(max(info.min, -100), min(info.max, 100), size=n, endpoint=True).astype(source_t)
+    part = (-(-n // threads) + 63) // 64 * 64  # where the second part starts, as the kernel splits
+    for low_at, high_at, high in [(0, n - 1, 101), (part - 1, part, 120), (n - 1, 5, int(info.max)),
+                                  (2 * part % n, n - 2, 127)]:
+        case = values.copy()
+        case[low_at], case[high_at] = max(int(info.min), -128), min(high, int(info.max))
+        expected_lo, expected_hi = int(case.min()), int(case.max())
+        for parts in (1, threads):
+            out = np.full(n, -1, dtype=target_t)
+            lo, hi, fits = _tokens.narrow(case, out, parts)
+            assert (lo, hi) == (expected_lo, expected_hi)
+            t_info = np.iinfo(target_t)
+            assert fits == (t_info.min <= lo and hi <= t_info.max)
+            assert np.array_equal(out, case.astype(target_t, casting="unsafe"))
