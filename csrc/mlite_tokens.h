@@ -155,10 +155,11 @@ void mlite_ints_narrow(const void *src, unsigned src_size, int src_signed, void 
 #define MLITE_NARROW_PART_BYTES (1u << 20)
 
 /*
- * mlite_ints_narrow with the work split over up to `threads` threads (the calling thread and
- * threads it starts and joins; one where POSIX threads are missing), each at least
- * MLITE_NARROW_PART_BYTES of src: the same dst, *lo and *hi. One core's loads cannot use all
- * of a machine's memory bandwidth, and a 4,096 x 384 int64 column is 12 MiB of it.
+ * mlite_ints_narrow (n > 0) with the work split over up to `threads` threads (the calling
+ * thread and threads it starts and joins; one where POSIX threads are missing), no more
+ * threads than src holds MLITE_NARROW_PART_BYTES, in parts that start on 64-value boundaries:
+ * the same dst, *lo and *hi. One core's loads cannot use all of a machine's memory
+ * bandwidth, and a 4,096 x 384 int64 column is 12 MiB of it.
  */
 void mlite_ints_narrow_parallel(const void *src, unsigned src_size, int src_signed, void *dst,
                                 unsigned dst_size, size_t n, int64_t *lo, int64_t *hi, unsigned threads);

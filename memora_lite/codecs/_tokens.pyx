@@ -492,7 +492,8 @@ ctypedef fused narrow_dst:
     int64_t
 
 
-# The least source bytes ``narrow`` gives one thread: smaller columns narrow on the calling thread.
+# ``narrow`` uses no more threads than its input holds this many bytes: a column under twice
+# this narrows on the calling thread alone.
 NARROW_PART_BYTES = MLITE_NARROW_PART_BYTES
 
 

@@ -229,8 +229,8 @@ def usable_cpus() -> int:
 
 
 # Threads one narrowing may use: memory bandwidth grows with the cores reading, up to a few.
-# The compiled kernel starts them only for columns of megabytes (``_tokens.NARROW_PART_BYTES``
-# per thread), so a unit test's handful of rows never pays for one.
+# The compiled kernel uses no more of them than the column holds ``_tokens.NARROW_PART_BYTES``
+# (1 MiB), so a unit test's handful of rows never pays for starting one.
 NARROW_THREADS = min(4, usable_cpus())
 _NARROW_SOURCES = frozenset(np.dtype(t) for t in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32"))
 _NARROW_TARGETS = frozenset(np.dtype(t) for t in ("int8", "int16", "int32", "int64"))
