@@ -597,7 +597,6 @@ void mlite_ints_narrow(const void *src, unsigned src_size, int src_signed, void 
     mlite_narrow_base(src, src_size, src_signed, dst, dst_size, n, lo, hi);
 }
 
-
 /* --- mlite_ints_narrow_parallel ------------------------------------------------------------- */
 
 /* One thread's share of a narrowing: parts start on 64-element boundaries, so no two threads

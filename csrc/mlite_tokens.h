@@ -149,8 +149,9 @@ int mlite_tokens_index(const uint8_t *body, size_t body_len, const mlite_tokens_
 void mlite_ints_narrow(const void *src, unsigned src_size, int src_signed, void *dst, unsigned dst_size,
                        size_t n, int64_t *lo, int64_t *hi);
 
-/* The most threads mlite_ints_narrow_parallel uses, and the least source bytes it gives one:
- * starting a thread costs tens of microseconds, narrowing 1 MiB a few hundred. */
+/* The most threads mlite_ints_narrow_parallel uses, and the source bytes it needs for each
+ * (a column under two MiB narrows on the calling thread alone): starting a thread costs tens
+ * of microseconds, narrowing 1 MiB a few hundred. */
 #define MLITE_NARROW_MAX_THREADS 8
 #define MLITE_NARROW_PART_BYTES (1u << 20)
 
