@@ -1,6 +1,7 @@
 """Named crash points for fault-injection tests: ``MEMORA_LITE_CRASH_AT=<name>`` ends the process there.
 
-The engine calls :func:`reach` at each step of a flush and a compaction; when the
+The engine calls :func:`reach` at each step of a flush, a background flush (``freeze.*``
+on the writing thread, ``background.*`` on the flush thread) and a compaction; when the
 environment variable names that step the process exits at once with status 99,
 as ``kill -9`` would leave it (no cleanup, no flush, no close). Tests run a writer
 in a subprocess with the variable set, then reopen the store and check it.
@@ -22,6 +23,11 @@ NAMES = (
     "flush.manifest_written",
     "flush.manifest_installed",
     "flush.done",
+    "freeze.wal_created",
+    "freeze.manifest_installed",
+    "background.segment_written",
+    "background.manifest_written",
+    "background.done",
     "compact.segments_written",
     "compact.manifest_installed",
 )

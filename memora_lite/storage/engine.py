@@ -3,9 +3,11 @@
 Write path (docs/impl.md#write-path): validate -> check keys -> append one framed
 record to the write-ahead log (one ``write`` call; also ``fsync`` when
 ``durability="full"``) -> apply to the memtable -> return. When the memtable
-passes ``flush_bytes`` it becomes a segment: write and sync the segment file and
-any changed deletion vectors, start a fresh log, install a new manifest
-atomically, then delete the files the old manifest named.
+passes ``flush_bytes`` its rows become a segment, on a thread of their own
+(storage/flushjob.py) while writes go on into a fresh log; an explicit flush,
+compaction or close does it inline: write and sync the segment file and any
+changed deletion vectors, start a fresh log, install a new manifest atomically,
+then delete the files the old manifest named.
 
 Read path: parse the filter, turn its primary-key constraint into row positions
 through the range index (segments, then blocks, then keys), read only the columns
@@ -13,8 +15,9 @@ needed, evaluate the rest of the filter vectorised over those rows, merge with
 the memtable in key order.
 
 Recovery (docs/impl.md#recovery): load the manifest, open its segments and
-deletion vectors, replay the log it names up to any torn tail, cut that tail, and
-delete files no manifest names (left by a crash mid-flush).
+deletion vectors, replay the logs it names up to any torn tail, cut that tail, and
+delete files no manifest names (left by a crash mid-flush). A writer that finds two
+logs (a background flush never finished) flushes them inline before it goes on.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import os
 import threading
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -37,6 +40,7 @@ from memora_lite.query import evaluate, parse, plan, referenced_fields
 from memora_lite.results import column_to_list, to_lists, to_numpy
 from memora_lite.schema import Schema, conform, element_dtype, null_column
 from memora_lite.storage import crashpoints, filenames
+from memora_lite.storage.flushjob import FlushJob
 from memora_lite.storage.format import (
     DELETES_HEADER,
     DELETES_MAGIC,
@@ -148,10 +152,13 @@ class CollectionEngine:
         self.sync_lock = threading.Lock()  # group commit: one fsync covers every record appended before it
         self.appended = 0  # records appended to the log by this process
         self.synced = 0  # of those, how many an fsync has covered
-        self.failure: OSError | None = None  # set when an I/O error made the collection read-only
+        self.failure: BaseException | None = None  # set when an I/O error made the collection read-only
         self.pid = os.getpid()
         self.forks = forks_seen()  # differs in a forked child, which must not write
         self.wal: WalWriter | None = None
+        self.flush_job: FlushJob | None = None  # the background flush in progress, if any
+        self.flush_at = options.flush_bytes  # memtable bytes at which the next flush starts
+        self.frozen_rows = self.frozen_bytes = 0  # the memtable's rows (and bytes) the running flush writes
         self._open()
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -175,6 +182,8 @@ class CollectionEngine:
             self._load()
             self.wal = WalWriter.reopen(self.fs, self._path(self.manifest.wal), self.wal_valid)
             self._remove_unreferenced()
+            if self.manifest.wal_before is not None:  # a background flush never finished: finish it
+                self._flush()
             return
         for attempt in range(READER_RETRIES):  # a writer may replace files between our reads
             try:
@@ -194,8 +203,19 @@ class CollectionEngine:
         self.segments = [self._open_segment(e) for e in self.manifest.segments]
         self._segments_changed()
         self.memtable = self._new_memtable()
+        complete = True
+        if self.manifest.wal_before is not None:
+            before_path = self._path(self.manifest.wal_before)
+            records, valid = read_records(self.fs.read(before_path), before_path)
+            for record_type, payload in records:
+                self._replay(record_type, payload, before_path)
+            complete = valid >= self.manifest.wal_before_bytes
         wal_path = self._path(self.manifest.wal)
         records, self.wal_valid = read_records(self.fs.read(wal_path), wal_path)
+        if not complete:
+            # A power cut took the frozen log's unsynced tail: the newer log's records came
+            # after the lost ones, so replaying them would keep later calls and drop earlier ones.
+            records = []
         for record_type, payload in records:
             self._replay(record_type, payload, wal_path)
 
@@ -289,7 +309,7 @@ class CollectionEngine:
 
     def _remove_unreferenced(self) -> None:
         """Delete files a crash mid-flush or mid-compaction left behind; no manifest names them."""
-        keep = {filenames.MANIFEST, self.manifest.wal}
+        keep = {filenames.MANIFEST, self.manifest.wal, self.manifest.wal_before}
         for s in self.manifest.segments:
             keep.add(filenames.segment_name(s.number))
             if s.deletes is not None:
@@ -301,6 +321,7 @@ class CollectionEngine:
     def close(self, flush: bool = True) -> None:
         """Release files; with ``flush``, first turn the memtable into a segment so reopening is quick."""
         with self.lock:
+            self._finish_flush()
             if self.wal is not None:
                 mine = self.forks == forks_seen() and self.failure is None  # a forked child never writes
                 if mine and flush and (len(self.memtable) or any(s.dirty for s in self.segments)):
@@ -375,16 +396,106 @@ class CollectionEngine:
         return self._append(self._writer(), frame_parts(record_type, payload))
 
     def _background_flush(self) -> None:
-        """Flush once the memtable is full. The call that got here already succeeded (its
-        record is in the log), so a failure here is not its error: a full disk is retried
-        at a later write; any other I/O error turns the collection read-only."""
-        if self.memtable.nbytes < self.options.flush_bytes:
+        """Start flushing once the memtable is full: freeze it and hand its rows to a
+        :class:`FlushJob` (a flush still running is waited for first).
+
+        The call that got here already succeeded (its record is in the log), so a
+        failure here is not its error: a full disk is retried at a later write; any
+        other I/O error turns the collection read-only.
+        """
+        if self.memtable.nbytes < self.flush_at:
             return
         try:
-            self._flush()
+            self._finish_flush()
+            if self.manifest.wal_before is None and len(self.memtable):
+                self._freeze()
+            else:  # a failed background flush left two logs (or no row is live): flush inline
+                self._flush()
         except OSError as exc:
-            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-                self.failure = exc
+            self._flush_failed(exc)
+
+    def _flush_failed(self, exc: BaseException) -> None:
+        if not isinstance(exc, OSError) or exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            self.failure = exc
+
+    def _freeze(self) -> None:
+        """Go on in a new log and start a FlushJob for the memtable's rows (storage/flushjob.py).
+
+        The rows stay in the memtable, where reads find them, until the job is installed.
+        """
+        memtable = self.memtable
+        batches = memtable.batches_in_key_order()
+        if batches is None:
+            view = memtable.sorted_view()
+            batches = [view.batch.take(view.rows)]
+        # The frozen log's deletes must outlive it: the job writes them as deletion vectors, after
+        # the segment and before its manifest, as an inline flush does. Written now, a power cut
+        # could keep them and lose the unsynced log records of the calls they belong to.
+        deletes = [self._new_deletes(s) if s.dirty else None for s in self.segments]
+        number = self._next_number()
+        wal_name = filenames.wal_name(self._next_number())
+        new_wal = WalWriter.create(self.fs, self._path(wal_name))
+        self.fs.sync_dir(self.folder)
+        crashpoints.reach("freeze.wal_created")
+        old_wal = self.wal
+        assert old_wal is not None
+        frozen = Manifest(collection=self.name, schema=self.schema.to_dict(), wal=wal_name,
+                          next_file=self.manifest.next_file, segments=[s.entry for s in self.segments],
+                          wal_before=self.manifest.wal, wal_before_bytes=old_wal.size)
+        try:
+            frozen.install(self.fs, self.folder)
+        except OSError:
+            new_wal.close()  # unnamed by any manifest: the next flush removes the file
+            raise
+        crashpoints.reach("freeze.manifest_installed")
+        with self.sync_lock:
+            if self.options.durability == "full" and self.synced < self.appended:
+                old_wal.sync()  # records another thread appended and is about to sync
+            self.synced = self.appended
+            self.wal = new_wal
+        old_wal.close()
+        self.manifest = frozen
+        target = Manifest(collection=self.name, schema=frozen.schema, wal=wal_name, next_file=frozen.next_file,
+                          segments=[d[2] if d else s.entry for s, d in zip(self.segments, deletes)])
+        self.flush_job = FlushJob(self.fs, self.folder, batches, self.schema, number, target,
+                                  [(d[0], d[1]) for d in deletes if d], frozen.wal_before,  # type: ignore[arg-type]
+                                  self._flush_finished)
+        self.frozen_rows, self.frozen_bytes = memtable.size, memtable.nbytes
+        self.flush_at = memtable.nbytes + self.options.flush_bytes
+        self.flush_job.start()
+
+    def _flush_finished(self, job: FlushJob) -> None:
+        """On the job's thread, once it is done: take the result in, unless a call did already."""
+        with self.lock:
+            if self.flush_job is job:
+                self._install_flush(job)
+
+    def _finish_flush(self) -> None:
+        """Wait for the background flush, if one runs, and take its result in."""
+        job = self.flush_job
+        if job is not None:
+            job.done.wait()
+            self._install_flush(job)
+
+    def _install_flush(self, job: FlushJob) -> None:
+        """The finished job's segment joins the segments, and its rows leave the memtable.
+
+        A failed job changes nothing in memory: its rows stay in the memtable, its
+        manifest still names both logs, and the next flush writes them inline.
+        """
+        self.flush_job = None
+        self.flush_at = self.options.flush_bytes
+        if job.error is not None:
+            self._flush_failed(job.error)
+            return
+        assert job.entry is not None
+        self.manifest = job.manifest
+        for segment, entry in zip(self.segments, job.manifest.segments):
+            if segment.entry is not entry:  # the job wrote its deletion vector
+                segment.entry, segment.dirty = entry, False
+        self.segments = [*self.segments, self._open_segment(job.entry)]
+        self._segments_changed()
+        self.memtable = self.memtable.rows_after(self.frozen_rows, self.frozen_bytes)
 
     def to_batch(self, data: Any) -> tuple[Batch, Schema]:
         """``data`` checked into a Batch for :meth:`insert` or :meth:`upsert`, and the schema it
@@ -395,6 +506,8 @@ class CollectionEngine:
         """Store new rows; DuplicateIdError if any key is already live (nothing is written then)."""
         with self.lock:
             self._writer()
+            if grown is not None and grown != self.schema:
+                self._finish_flush()  # a running flush writes the old schema into its manifest
             keys = self._check_unique(batch)
             clash = self._live_keys(keys)
             if clash:
@@ -410,6 +523,7 @@ class CollectionEngine:
         """Store rows, replacing live rows with the same keys."""
         with self.lock:
             self._writer()
+            self._finish_flush()  # a running flush may be writing the rows this replaces
             keys = self._check_unique(batch)
             sequence = self._commit(WAL_UPSERT, encode_rows(batch, self.schema, grown), (batch, grown))
         self._sync_to(sequence)
@@ -437,7 +551,7 @@ class CollectionEngine:
                                        "use upsert to replace it")
             sequence = self._append(wal, record)
             self.memtable.keep_row(key, held)
-            if self.memtable.nbytes >= self.options.flush_bytes:
+            if self.memtable.nbytes >= self.flush_at:
                 self._background_flush()
         if self.options.durability == "full":
             self._sync_to(sequence)
@@ -446,6 +560,7 @@ class CollectionEngine:
     def upsert_row(self, row: Any) -> tuple[Any] | None:
         """Like :meth:`insert_row`, replacing a live row with the same key."""
         with self.lock:
+            self._finish_flush()  # a running flush may be writing the row this replaces
             encoder = self.schema.row_encoder
             encoded = encoder.encode(row, WAL_UPSERT_ROW, self.memtable.pending) if encoder is not None else None
             if encoded is None:
@@ -462,6 +577,7 @@ class CollectionEngine:
         """Delete live rows by key; returns how many existed."""
         with self.lock:
             self._writer()
+            self._finish_flush()  # a running flush may be writing the rows this deletes
             live = self._live_keys(list(dict.fromkeys(keys)))
             if not live:
                 return 0
@@ -574,6 +690,7 @@ class CollectionEngine:
         Crash-safe at every step: until the manifest is renamed into place the old
         manifest, log and segments are untouched. ``stage`` names the crash points.
         """
+        self._finish_flush()
         dropped = replace_segments or []
         created: list[LiveSegment] = []
         pending: list[Batch | list[Batch]] = list(new_batches)
@@ -609,6 +726,8 @@ class CollectionEngine:
         manifest.install(self.fs, self.folder, before_rename=CRASH_POINTS[stage, "manifest_written"])
         crashpoints.reach(CRASH_POINTS[stage, "manifest_installed"])
         old_files = [*self._files_of(dropped), self.manifest.wal]
+        if self.manifest.wal_before is not None:
+            old_files.append(self.manifest.wal_before)
         self.manifest = manifest
         old_wal, self.wal = self.wal, new_wal
         if old_wal is not None:
@@ -634,19 +753,25 @@ class CollectionEngine:
         return names
 
     def _write_deletes(self, segment: LiveSegment) -> None:
+        name, data, entry = self._new_deletes(segment)
+        self.fs.write_file(self._path(name), data)
+        segment.entry = entry
+        segment.dirty = False
+
+    def _new_deletes(self, segment: LiveSegment) -> tuple[str, bytes, SegmentEntry]:
+        """A new deletion vector for ``segment``: its file name and bytes, and the segment's entry naming it."""
         assert segment.deleted is not None
         positions = np.flatnonzero(segment.deleted).astype("<u4").tobytes()
         number = self._next_number()
         data = DELETES_HEADER.pack(DELETES_MAGIC, len(positions) // 4, masked_crc(positions)) + positions
-        self.fs.write_file(self._path(filenames.deletes_name(segment.entry.number, number)), data)
-        segment.entry.deletes = number
-        segment.entry.deleted = len(positions) // 4
-        segment.dirty = False
+        entry = replace(segment.entry, deletes=number, deleted=len(positions) // 4)
+        return filenames.deletes_name(segment.entry.number, number), data, entry
 
     def compact(self) -> dict[str, int]:
         """Merge all segments and the memtable into key-ordered segments without deleted rows."""
         with self.lock:
             self._writer()
+            self._finish_flush()
             before = len(self.segments)
             names = self.schema.names
             pk = self.schema.primary_key

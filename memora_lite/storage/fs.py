@@ -349,7 +349,9 @@ class MemoryFileSystem(FileSystem):
         self.files: dict[str, _MemFile] = {}
         self.dirs: set[str] = {"", "/"}
         self.durable_names: dict[str, _MemFile] = {}  # folder entries as of their last sync_dir
-        self.mutex = threading.Lock()
+        # Guards the folder tables: a background flush creates, renames and lists files while
+        # another thread appends to the log. Fault hooks run outside it.
+        self.mutex = threading.RLock()
 
     def before_write(self, nbytes: int) -> None:
         """Hook for fault injection; the default does nothing."""
@@ -362,15 +364,17 @@ class MemoryFileSystem(FileSystem):
 
     def listdir(self, path: str) -> list[str]:
         prefix = path.rstrip("/") + "/"
-        names = {p[len(prefix) :].split("/")[0] for p in (*self.files, *self.dirs) if p.startswith(prefix)}
+        with self.mutex:
+            names = {p[len(prefix) :].split("/")[0] for p in (*self.files, *self.dirs) if p.startswith(prefix)}
         if not self.exists(path):
             raise FileNotFoundError(path)
         return sorted(n for n in names if n)
 
     def makedirs(self, path: str) -> None:
-        while path not in self.dirs:
-            self.dirs.add(path)
-            path = os.path.dirname(path)
+        with self.mutex:
+            while path not in self.dirs:
+                self.dirs.add(path)
+                path = os.path.dirname(path)
 
     def _file(self, path: str) -> _MemFile:
         try:
@@ -385,41 +389,45 @@ class MemoryFileSystem(FileSystem):
         return _MemReader(self._file(path))
 
     def open_appender(self, path: str) -> Appender:
-        if path not in self.files:
-            self.files[path] = _MemFile()
-        return _MemAppender(self, self.files[path])
+        with self.mutex:
+            return _MemAppender(self, self.files.setdefault(path, _MemFile()))
 
     def write_file(self, path: str, data: bytes) -> None:
         self.before_write(len(data))
         self.before_sync()
-        self.files[path] = _MemFile(bytearray(data), bytes(data))
+        with self.mutex:
+            self.files[path] = _MemFile(bytearray(data), bytes(data))
 
     def rename(self, src: str, dst: str) -> None:
-        if src in self.files:
-            self.files[dst] = self.files.pop(src)
-            return
-        moved = {p: f for p, f in self.files.items() if p.startswith(src + "/")}
-        for p, f in moved.items():
-            del self.files[p]
-            self.files[dst + p[len(src) :]] = f
-        self.dirs = {dst + d[len(src) :] if d == src or d.startswith(src + "/") else d for d in self.dirs}
+        with self.mutex:
+            if src in self.files:
+                self.files[dst] = self.files.pop(src)
+                return
+            moved = {p: f for p, f in self.files.items() if p.startswith(src + "/")}
+            for p, f in moved.items():
+                del self.files[p]
+                self.files[dst + p[len(src) :]] = f
+            self.dirs = {dst + d[len(src) :] if d == src or d.startswith(src + "/") else d for d in self.dirs}
 
     def remove(self, path: str) -> None:
-        self.files.pop(path, None)
+        with self.mutex:
+            self.files.pop(path, None)
 
     def rmtree(self, path: str) -> None:
-        for p in [p for p in self.files if p.startswith(path + "/")]:
-            del self.files[p]
-        self.dirs = {d for d in self.dirs if d != path and not d.startswith(path + "/")}
+        with self.mutex:
+            for p in [p for p in self.files if p.startswith(path + "/")]:
+                del self.files[p]
+            self.dirs = {d for d in self.dirs if d != path and not d.startswith(path + "/")}
 
     def sync_dir(self, path: str) -> None:
         self.before_sync()
         prefix = path.rstrip("/") + "/"
-        for p in [p for p in self.durable_names if p.startswith(prefix) and "/" not in p[len(prefix) :]]:
-            del self.durable_names[p]
-        for p, f in self.files.items():
-            if p.startswith(prefix) and "/" not in p[len(prefix) :]:
-                self.durable_names[p] = f
+        with self.mutex:
+            for p in [p for p in self.durable_names if p.startswith(prefix) and "/" not in p[len(prefix) :]]:
+                del self.durable_names[p]
+            for p, f in self.files.items():
+                if p.startswith(prefix) and "/" not in p[len(prefix) :]:
+                    self.durable_names[p] = f
 
     def file_size(self, path: str) -> int:
         return len(self._file(path).data)
@@ -439,8 +447,7 @@ class MemoryFileSystem(FileSystem):
 
         Folders themselves are kept (the engine creates them once, up front).
         """
-        survivors: dict[str, _MemFile] = {}
-        for path, f in self.durable_names.items():
-            survivors[path] = _MemFile(bytearray(f.durable or b""), f.durable)
-        self.files = survivors
-        self.durable_names = dict(survivors)
+        with self.mutex:
+            survivors = {p: _MemFile(bytearray(f.durable or b""), f.durable) for p, f in self.durable_names.items()}
+            self.files = survivors
+            self.durable_names = dict(survivors)

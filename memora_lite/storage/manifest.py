@@ -1,7 +1,9 @@
-"""The manifest: which segments, deletion vectors and log make up a collection right now.
+"""The manifest: which segments, deletion vectors and logs make up a collection right now.
 
 One file, ``MANIFEST``, replaced atomically (temp file, fsync, rename, fsync folder)
 on every flush and compaction, so a crash leaves the old or the new version, whole.
+While a background flush writes the previous log's rows to a segment, the manifest
+names two logs: ``wal_before`` (frozen, ``wal_before_bytes`` long) and ``wal``.
 Layout (docs/format.md#manifest): ``[8s magic][u32 payload length][u32 masked CRC]``
 then a msgpack map.
 
@@ -48,9 +50,17 @@ class Manifest:
     next_file: int
     segments: list[SegmentEntry] = field(default_factory=list)
     version: int = FORMAT_VERSION
+    # The log a background flush is turning into a segment, replayed before ``wal``, and its
+    # length when it was frozen: recovery that finds it shorter (a power cut took its
+    # unsynced tail) must not replay ``wal``, whose records came after the lost ones.
+    wal_before: str | None = None
+    wal_before_bytes: int = 0
 
     def encode(self) -> bytes:
-        payload = msgpack.packb(asdict(self), use_bin_type=True)
+        fields = asdict(self)
+        if self.wal_before is None:  # the usual manifest carries neither key
+            del fields["wal_before"], fields["wal_before_bytes"]
+        payload = msgpack.packb(fields, use_bin_type=True)
         return MANIFEST_HEADER.pack(MANIFEST_MAGIC, len(payload), masked_crc(payload)) + payload
 
     @classmethod

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -140,6 +141,38 @@ class MemTable:
             return None
         keys = concat([b.columns[self.primary_key] for b in self.batches])
         return list(self.batches) if bool(np.all(keys[1:] > keys[:-1])) else None
+
+    def rows_after(self, rows: int, nbytes: int) -> MemTable:
+        """A memtable of the rows appended after the first ``rows`` (which held ``nbytes``),
+        once a background flush has written those to a segment. Batches are shared, not copied.
+
+        Every later row is live and its key entered :attr:`positions` after the first
+        ``rows`` did: while a flush runs, nothing deletes or replaces a row, and a key
+        already present is refused. So the last ``size - rows`` keys are the later rows', in order.
+
+        >>> import numpy as np
+        >>> from memora_lite.columns import Batch
+        >>> table = MemTable("id")
+        >>> for lo in (0, 3):
+        ...     table.append(Batch({"id": np.arange(lo, lo + 3)}, 3))
+        >>> tail = table.rows_after(4, 0)
+        >>> tail.positions, tail.sorted_view().batch.columns["id"].tolist()
+        ({4: 0, 5: 1}, [4, 5])
+        """
+        tail = MemTable(self.primary_key, self.pending, self.pending_batch)
+        start = 0
+        for batch in self.batches:
+            end = start + len(batch)
+            if end > rows:
+                tail.batches.append(batch if start >= rows else batch.take(np.arange(rows - start, len(batch))))
+            start = end
+        later = self.size - rows
+        keys = list(islice(reversed(self.positions), later))
+        keys.reverse()
+        tail.positions = dict(zip(keys, range(later)))
+        tail.size = later
+        tail.nbytes = self.nbytes - nbytes
+        return tail
 
     def conform(self, convert: Any, pending: PendingRows | None,
                 pending_batch: Callable[[PendingRows, Arena], Batch] | None) -> None:

@@ -4,9 +4,12 @@
 (``storage/crashpoints.py``). For every name, a child process deletes, upserts and
 inserts rows (each call acknowledged to the parent), then flushes or compacts and
 dies at the named step; the parent opens the store and checks every acknowledged
-row. The next child recovers the same store and crashes again, so leftovers of one
-crash meet the next. At the end a writer opens the store: the rows are all there and
-every file a crash left behind is gone.
+row. For the background flush's steps, one last insert call fills the memtable: the
+child dies inside that call (``freeze.*``) or on the flush thread (``background.*``),
+so that call's rows may be stored or not, but never in part. The next child
+recovers the same store and crashes again, so leftovers of one crash meet the next.
+At the end a writer opens the store: the rows are all there and every file a crash
+left behind is gone.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from memora_lite import Memora
 from memora_lite.storage import crashpoints, filenames
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BACKGROUND = ("freeze.", "background.")  # the steps of a background flush
 
 
 def row(key: int, version: int) -> dict[str, Any]:
@@ -36,8 +40,11 @@ def _crashing_writer(path: str, name: str, fd: int, seed: int) -> None:
     """The child: make acknowledged changes, then flush or compact into the crash point."""
     os.environ[crashpoints.ENV] = name
     rng = random.Random(seed)
-    db = Memora(path=path, flush_bytes=1 << 30).nosql
+    background = name.startswith(BACKGROUND)
+    db = Memora(path=path, flush_bytes=(64 << 10) if background else 1 << 30).nosql
     state = {r["id"]: r["v"] for r in db.query("c", output_fields=["v"])["data"]}
+    if background:
+        db.flush("c")  # rows the last crash left in the log are flushed inline, so only the last call freezes
     gone = rng.sample(sorted(state), 5)
     db.delete("c", ids=gone)  # rows in segments: the flush writes deletion vectors
     os.write(fd, f"D {' '.join(map(str, gone))}\n".encode())
@@ -52,6 +59,11 @@ def _crashing_writer(path: str, name: str, fd: int, seed: int) -> None:
         os.write(fd, f"I {k}\n".encode())
     db.insert("c", [row(k, 0) for k in range(start + 20, start + 60)])
     os.write(fd, f"I {' '.join(map(str, range(start + 20, start + 60)))}\n".encode())
+    if background:  # ~90 KB of rows in one call: the memtable passes flush_bytes and freezes
+        keys = ' '.join(map(str, range(start + 60, start + 1060)))
+        os.write(fd, f"M {keys}\n".encode())  # maybe: the crash may come before the call returns
+        db.insert("c", [row(k, 0) for k in range(start + 60, start + 1060)])
+        os.write(fd, f"I {keys}\n".encode())
     if name.startswith("compact."):
         db.compact("c")
     else:
@@ -108,15 +120,23 @@ def crash_repeatedly(path: str, name: str, times: int) -> dict[str, int]:
     for rep in range(times):
         status, acks = _crash_once(path, name, seed=rep)
         figures["crashes"] += status == crashpoints.EXIT_STATUS
+        maybe: list[int] = []  # the inserted keys of a call the crash may have cut short
         for kind, keys in acks:
+            if kind == "M":
+                maybe = keys
+                continue
+            maybe = []
             for k in keys:
                 if kind == "D":
                     del state[k]
                 else:
                     state[k] = state.get(k, -1) + 1
             figures["acked"] += len(keys)
-        figures["failures"] += status != crashpoints.EXIT_STATUS or _rows(path) != {k: row(k, v) for k, v in
-                                                                                     state.items()}
+        got = _rows(path)
+        if maybe and set(got) >= set(maybe):  # the call was stored whole
+            state.update(dict.fromkeys(maybe, 0))
+        figures["failures"] += status != crashpoints.EXIT_STATUS or got != {k: row(k, v) for k, v in
+                                                                             state.items()}
     with Memora(path=path) as writer:  # recovery as the writer: same rows, leftovers removed
         figures["failures"] += {r["id"]: dict(r) for r in writer.nosql.query("c")["data"]} != {
             k: row(k, v) for k, v in state.items()}
