@@ -57,9 +57,12 @@ class GatedDisk(MemoryFileSystem):
         super().write_file(path, data)
 
 
-def writer(fs: MemoryFileSystem) -> tuple[NoSQL, Store]:
+def writer(fs: MemoryFileSystem) -> tuple[NoSQL, CollectionEngine]:
+    """A writer client whose collection ``c`` holds row 0, and that collection's engine."""
     store = Store(ROOT, None, Options(flush_bytes=FLUSH_BYTES), fs=fs)
-    return NoSQL(store), store
+    db = NoSQL(store)
+    db.insert("c", row(0))
+    return db, store.engines["c"]
 
 
 def fill_until_frozen(db: NoSQL, engine: CollectionEngine, first: int = 0) -> int:
@@ -72,6 +75,15 @@ def fill_until_frozen(db: NoSQL, engine: CollectionEngine, first: int = 0) -> in
     return key
 
 
+def failed_flush(disk: GatedDisk, error: OSError) -> tuple[NoSQL, CollectionEngine, int]:
+    """A writer whose first background flush failed with ``error``, and the next free key."""
+    db, engine = writer(disk)
+    disk.fail_with = error
+    key = fill_until_frozen(db, engine, first=1)
+    engine.flush_job.thread.join(30)  # type: ignore[union-attr]
+    return db, engine, key
+
+
 def ids(db: NoSQL) -> list[int]:
     return [r["id"] for r in db.query("c", output_fields=["id"])["data"]]
 
@@ -82,9 +94,7 @@ def disk() -> GatedDisk:
 
 
 def test_inserts_and_reads_go_on_while_a_full_memtable_is_written_in_the_background(disk: GatedDisk) -> None:
-    db, store = writer(disk)
-    db.insert("c", row(0))
-    engine = store.engines["c"]
+    db, engine = writer(disk)
     disk.open.clear()
     key = fill_until_frozen(db, engine, first=1)  # returned while the flush thread waits at the gate
     job = engine.flush_job
@@ -115,9 +125,7 @@ def test_inserts_and_reads_go_on_while_a_full_memtable_is_written_in_the_backgro
 
 
 def test_deletes_and_upserts_wait_for_the_running_flush_and_stay_applied_after_a_crash(disk: GatedDisk) -> None:
-    db, store = writer(disk)
-    db.insert("c", row(0))
-    engine = store.engines["c"]
+    db, engine = writer(disk)
     disk.open.clear()
     key = fill_until_frozen(db, engine, first=1)
     assert disk.waiting.wait(30)
@@ -143,12 +151,7 @@ def test_deletes_and_upserts_wait_for_the_running_flush_and_stay_applied_after_a
 
 
 def test_a_flush_that_hits_a_full_disk_keeps_its_rows_and_a_later_flush_writes_them(disk: GatedDisk) -> None:
-    db, store = writer(disk)
-    db.insert("c", row(0))
-    engine = store.engines["c"]
-    disk.fail_with = OSError(errno.ENOSPC, "No space left on device")
-    key = fill_until_frozen(db, engine, first=1)
-    engine.flush_job.thread.join(30)  # type: ignore[union-attr]
+    db, engine, key = failed_flush(disk, OSError(errno.ENOSPC, "No space left on device"))
     assert engine.failure is None and Manifest.load(disk, FOLDER).wal_before is not None
     assert ids(db) == list(range(key))
     db.insert("c", row(key))  # still writable
@@ -160,12 +163,8 @@ def test_a_flush_that_hits_a_full_disk_keeps_its_rows_and_a_later_flush_writes_t
 
 
 def test_a_flush_that_fails_otherwise_turns_the_collection_read_only_and_loses_nothing(disk: GatedDisk) -> None:
-    db, store = writer(disk)
-    db.insert("c", row(0))
-    engine = store.engines["c"]
-    disk.fail_with = OSError(errno.EIO, "Input/output error")
-    key = fill_until_frozen(db, engine, first=1)
-    engine.flush_job.thread.join(30)  # type: ignore[union-attr]
+    db, engine, key = failed_flush(disk, OSError(errno.EIO, "Input/output error"))
+    assert isinstance(engine.failure, OSError) and engine.failure.errno == errno.EIO
     with pytest.raises(ReadOnlyError, match=r"collection 'c' turned read-only after .*Input/output error"):
         db.insert("c", row(key))
     assert ids(db) == list(range(key))
@@ -173,9 +172,7 @@ def test_a_flush_that_fails_otherwise_turns_the_collection_read_only_and_loses_n
 
 
 def test_a_fork_waits_for_the_running_flush(disk: GatedDisk) -> None:
-    db, store = writer(disk)
-    db.insert("c", row(0))
-    engine = store.engines["c"]
+    db, engine = writer(disk)
     disk.open.clear()
     fill_until_frozen(db, engine, first=1)
     job = engine.flush_job
@@ -212,9 +209,7 @@ def test_a_frozen_log_that_lost_its_tail_hides_the_newer_log(disk: GatedDisk) ->
     """On a real disk the unsynced pages of two files can reach it in either order. If a power
     cut tore the frozen log's last record but kept the new log's records, replaying the new
     log would keep later calls and drop an earlier one: recovery stops at the tear instead."""
-    db, store = writer(disk)
-    db.insert("c", row(0))
-    engine = store.engines["c"]
+    db, engine = writer(disk)
     disk.open.clear()
     key = fill_until_frozen(db, engine, first=1)  # its last call, rows key-20..key-1, ends the frozen log
     db.insert("c", [row(k) for k in range(key, key + 10)])  # the new log's only record
