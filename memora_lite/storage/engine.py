@@ -437,11 +437,11 @@ class CollectionEngine:
         new_wal = WalWriter.create(self.fs, self._path(wal_name))
         self.fs.sync_dir(self.folder)
         crashpoints.reach("freeze.wal_created")
-        old_wal = self.wal
+        old_wal, old_name = self.wal, self.manifest.wal
         assert old_wal is not None
         frozen = Manifest(collection=self.name, schema=self.schema.to_dict(), wal=wal_name,
                           next_file=self.manifest.next_file, segments=[s.entry for s in self.segments],
-                          wal_before=self.manifest.wal, wal_before_bytes=old_wal.size)
+                          wal_before=old_name, wal_before_bytes=old_wal.size)
         try:
             frozen.install(self.fs, self.folder)
         except OSError:
@@ -457,8 +457,10 @@ class CollectionEngine:
         self.manifest = frozen
         target = Manifest(collection=self.name, schema=frozen.schema, wal=wal_name, next_file=frozen.next_file,
                           segments=[d[2] if d else s.entry for s, d in zip(self.segments, deletes)])
+        replaced = [filenames.deletes_name(s.entry.number, s.entry.deletes)
+                    for s, d in zip(self.segments, deletes) if d and s.entry.deletes is not None]
         self.flush_job = FlushJob(self.fs, self.folder, batches, self.schema, number, target,
-                                  [(d[0], d[1]) for d in deletes if d], frozen.wal_before,  # type: ignore[arg-type]
+                                  [(d[0], d[1]) for d in deletes if d], [old_name, *replaced],
                                   self._flush_finished)
         self.frozen_rows, self.frozen_bytes = memtable.size, memtable.nbytes
         self.flush_at = memtable.nbytes + self.options.flush_bytes

@@ -23,7 +23,7 @@ no child inherits a half-written segment or a lock held by a flush thread.
 >>> schema = Schema.infer({"id": [1, 2, 3], "x": [10, 20, 30]})
 >>> rows, _ = schema.to_batch({"id": [1, 2, 3], "x": [10, 20, 30]}, "c")
 >>> target = Manifest(collection="c", schema=schema.to_dict(), wal="wal-000003.log", next_file=4)
->>> job = FlushJob(fs, "/c", [rows], schema, 2, target, [], "wal-000001.log", lambda job: None)
+>>> job = FlushJob(fs, "/c", [rows], schema, 2, target, [], ["wal-000001.log"], lambda job: None)
 >>> job.start(); job.thread.join()
 >>> job.error, job.entry.rows, sorted(fs.listdir("/c"))
 (None, 3, ['MANIFEST', 'seg-000002.mls'])
@@ -48,14 +48,15 @@ _RUNNING: set[FlushJob] = set()  # jobs whose thread has not finished (see _wait
 class FlushJob:
     """Write ``batches`` (the frozen rows, in key order) as segment ``number`` and the
     ``(name, bytes)`` deletion vectors in ``deletes``, then install ``manifest`` with that
-    segment added and remove the frozen log ``frozen_wal``.
+    segment added and remove the files it no longer names, ``obsolete`` (the frozen log, and
+    deletion vectors the new ones replace).
 
     ``on_done(job)`` runs last on the job's thread, after :attr:`done` is set, whether
     the job succeeded (:attr:`entry` set) or failed (:attr:`error` set).
     """
 
     def __init__(self, fs: FileSystem, folder: str, batches: Sequence[Batch], schema: Schema, number: int,
-                 manifest: Manifest, deletes: list[tuple[str, bytes]], frozen_wal: str,
+                 manifest: Manifest, deletes: list[tuple[str, bytes]], obsolete: list[str],
                  on_done: Callable[[FlushJob], None]) -> None:
         self.fs = fs
         self.folder = folder
@@ -64,7 +65,7 @@ class FlushJob:
         self.number = number
         self.manifest = manifest
         self.deletes = deletes
-        self.frozen_wal = frozen_wal
+        self.obsolete = obsolete
         self.on_done = on_done
         self.entry: SegmentEntry | None = None
         self.error: BaseException | None = None
@@ -98,7 +99,8 @@ class FlushJob:
         crashpoints.reach("background.segment_written")
         self.manifest.segments.append(entry)
         self.manifest.install(self.fs, self.folder, before_rename="background.manifest_written")
-        self.fs.remove(os.path.join(self.folder, self.frozen_wal))
+        for name in self.obsolete:
+            self.fs.remove(os.path.join(self.folder, name))
         crashpoints.reach("background.done")
         self.batches = ()  # the rows are in the segment now: let their memory go with the memtable's
         self.entry = entry

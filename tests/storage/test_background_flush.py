@@ -150,6 +150,24 @@ def test_deletes_and_upserts_wait_for_the_running_flush_and_stay_applied_after_a
     assert after.get("c", ids=[5], output_fields=["v"])["data"][0]["v"] == 1
 
 
+def test_each_background_flush_leaves_only_the_files_its_manifest_names(disk: GatedDisk) -> None:
+    db, engine = writer(disk)
+    key = fill_until_frozen(db, engine, first=1)
+    for gone in (3, 7, 11):  # each delete dirties the first segment; the next flush replaces its deletion vector
+        db.delete("c", ids=[gone])  # waits for the running flush
+        key = fill_until_frozen(db, engine, first=key)
+        engine.flush_job.thread.join(30)  # type: ignore[union-attr]
+        manifest = Manifest.load(disk, FOLDER)
+        named = {filenames.MANIFEST, manifest.wal}
+        for s in manifest.segments:
+            named.add(filenames.segment_name(s.number))
+            if s.deletes is not None:
+                named.add(filenames.deletes_name(s.number, s.deletes))
+        assert set(disk.listdir(FOLDER)) == named
+    assert manifest.segments[0].deleted == 3
+    assert ids(db) == [k for k in range(key) if k not in (3, 7, 11)]
+
+
 def test_a_flush_that_hits_a_full_disk_keeps_its_rows_and_a_later_flush_writes_them(disk: GatedDisk) -> None:
     db, engine, key = failed_flush(disk, OSError(errno.ENOSPC, "No space left on device"))
     assert engine.failure is None and Manifest.load(disk, FOLDER).wal_before is not None
