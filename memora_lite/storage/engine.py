@@ -439,7 +439,9 @@ class CollectionEngine:
         crashpoints.reach("freeze.wal_created")
         old_wal, old_name = self.wal, self.manifest.wal
         assert old_wal is not None
-        frozen = Manifest(collection=self.name, schema=self.schema.to_dict(), wal=wal_name,
+        # The frozen log replays from the schema it began with (its records carry any growth);
+        # the new log begins with today's, which the flush's own manifest records.
+        frozen = Manifest(collection=self.name, schema=self.manifest.schema, wal=wal_name,
                           next_file=self.manifest.next_file, segments=[s.entry for s in self.segments],
                           wal_before=old_name, wal_before_bytes=old_wal.size)
         try:
@@ -455,7 +457,7 @@ class CollectionEngine:
             self.wal = new_wal
         old_wal.close()
         self.manifest = frozen
-        target = Manifest(collection=self.name, schema=frozen.schema, wal=wal_name, next_file=frozen.next_file,
+        target = Manifest(collection=self.name, schema=self.schema.to_dict(), wal=wal_name, next_file=frozen.next_file,
                           segments=[d[2] if d else s.entry for s, d in zip(self.segments, deletes)])
         replaced = [filenames.deletes_name(s.entry.number, s.entry.deletes)
                     for s, d in zip(self.segments, deletes) if d and s.entry.deletes is not None]

@@ -3,8 +3,9 @@
 A hypothesis state machine drives one collection on the in-memory file system with
 ``durability="full"``, and a dict of the rows it should hold. Every call's result and
 every read is compared with the model. "kill" abandons the store as kill -9 would
-(what reached the file system stays) and "power cut" also drops every unsynced byte
-(``MemoryFileSystem.crash()``); at this durability level neither may lose a row.
+(what reached the file system stays; a background flush stops where it was) and
+"power cut" also drops every unsynced byte (``MemoryFileSystem.crash()``); at this
+durability level neither may lose a row.
 The schema is inferred, so int arrays widen and optional fields appear as the calls
 go on; the model knows the inference rule that matters here (a field every row of the
 first call had is required from then on).
@@ -12,6 +13,7 @@ first call had is required from then on).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -37,6 +39,36 @@ ROWS = st.fixed_dictionaries(
 COUNTS = {"runs": 0, "steps": 0, "reopens": 0, "kills": 0, "power_cuts": 0}
 
 
+class ProcessKilled(BaseException):
+    """Raised in a killed process's threads at their next file-system call."""
+
+
+class ProcessView:
+    """The in-memory disk as one process sees it. Once :meth:`kill` returns, no call of that
+    process reaches the disk -- not even from its background flush thread, which an abandoned
+    store would otherwise leave running -- as after kill -9. A call in progress finishes
+    first, as a system call does."""
+
+    def __init__(self, disk: MemoryFileSystem) -> None:
+        self.disk = disk
+        self.alive = True
+        self.gate = threading.RLock()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.disk, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self.gate:
+                if not self.alive:
+                    raise ProcessKilled(name)
+                return method(*args, **kwargs)
+        return call
+
+    def kill(self) -> None:
+        with self.gate:
+            self.alive = False
+
+
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
     """A row without its null fields: a field the row never had reads back as None."""
     return {k: v for k, v in row.items() if v is not None}
@@ -47,13 +79,14 @@ class StoreVersusModel(RuleBasedStateMachine):
         super().__init__()
         self.fs = MemoryFileSystem()
         self.options = Options(durability="full", flush_bytes=4 << 10, segment_rows=16)
-        self.db = NoSQL(Store(ROOT, None, self.options, fs=self.fs))
+        self._open()
         self.model: dict[int, dict[str, Any]] = {}
         self.required: set[str] | None = None  # fields every row must have; None until the collection exists
         COUNTS["runs"] += 1
 
     def _open(self) -> None:
-        self.db = NoSQL(Store(ROOT, None, self.options, fs=self.fs))
+        self.process = ProcessView(self.fs)
+        self.db = NoSQL(Store(ROOT, None, self.options, fs=self.process))  # type: ignore[arg-type]
 
     def _stored(self) -> dict[int, dict[str, Any]]:
         if not self.db.has_collection("c"):
@@ -182,12 +215,14 @@ class StoreVersusModel(RuleBasedStateMachine):
     def kill(self) -> None:
         COUNTS["steps"] += 1
         COUNTS["kills"] += 1
+        self.process.kill()
         self._open()  # the old store is abandoned, never closed; what reached the file system stays
 
     @rule()
     def power_cut(self) -> None:
         COUNTS["steps"] += 1
         COUNTS["power_cuts"] += 1
+        self.process.kill()
         self.fs.crash()
         self._open()
 

@@ -245,3 +245,18 @@ def test_a_frozen_log_that_lost_its_tail_hides_the_newer_log(disk: GatedDisk) ->
     assert ids(NoSQL(Store(ROOT, None, Options(read_only=True), fs=image))) == [*range(key - 20), 10**6]
     disk.open.set()
     engine.flush_job.thread.join(30)  # type: ignore[union-attr]
+
+
+def test_a_schema_that_grew_in_the_frozen_log_replays_from_the_schema_that_log_began_with(
+        disk: GatedDisk) -> None:
+    db, engine = writer(disk)  # the log begins with the schema of row 0
+    db.insert("c", {**row(1), "note": "grown"})  # a new field: the frozen log's record grows the schema
+    disk.open.clear()
+    key = fill_until_frozen(db, engine, first=2)
+    assert disk.waiting.wait(30)
+    reader = NoSQL(Store(ROOT, None, Options(read_only=True), fs=disk))  # replays both logs from the manifest
+    assert ids(reader) == list(range(key))
+    assert reader.get("c", ids=[1], output_fields=["note"])["data"][0]["note"] == "grown"
+    disk.open.set()
+    engine.flush_job.thread.join(30)  # type: ignore[union-attr]
+    assert "note" in Manifest.load(disk, FOLDER).schema["fields"][-1].values()
