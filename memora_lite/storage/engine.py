@@ -973,13 +973,21 @@ class CollectionEngine:
     def stats(self) -> dict[str, Any]:
         with self.lock:
             self.refresh()
-            size = sum(self.fs.file_size(self._path(n)) for n in self.fs.listdir(self.folder))
             return {
                 "row_count": self.count(),
                 "segments": len(self.segments),
                 "memtable_rows": len(self.memtable),
-                "bytes_on_disk": size,
+                "bytes_on_disk": self._bytes_on_disk(),
             }
+
+    def _bytes_on_disk(self) -> int:
+        total = 0
+        for name in self.fs.listdir(self.folder):
+            try:
+                total += self.fs.file_size(self._path(name))
+            except FileNotFoundError:  # renamed or removed since the listing, by a flush thread or a writer
+                continue
+        return total
 
 
 def _first_row(batch: Batch, fields: Sequence[str]) -> list[Any] | None:

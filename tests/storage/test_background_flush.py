@@ -260,3 +260,17 @@ def test_a_schema_that_grew_in_the_frozen_log_replays_from_the_schema_that_log_b
     disk.open.set()
     engine.flush_job.thread.join(30)  # type: ignore[union-attr]
     assert "note" in Manifest.load(disk, FOLDER).schema["fields"][-1].values()
+
+
+def test_describing_a_collection_while_a_flush_renames_its_files_counts_what_is_there() -> None:
+    """The flush thread holds no collection lock, so a file listed a moment ago may be gone
+    (``MANIFEST.tmp`` renamed) by the time its size is read."""
+
+    class RenamingDisk(MemoryFileSystem):
+        def listdir(self, path: str) -> list[str]:
+            return [*super().listdir(path), filenames.MANIFEST + filenames.TEMP_SUFFIX]  # listed, then gone
+
+    disk = RenamingDisk()
+    db, _engine = writer(disk)
+    stored = sum(disk.file_size(f"{FOLDER}/{name}") for name in MemoryFileSystem.listdir(disk, FOLDER))
+    assert db.describe_collection("c")["bytes_on_disk"] == stored > 0
