@@ -152,7 +152,7 @@ class CollectionEngine:
         self.sync_lock = threading.Lock()  # group commit: one fsync covers every record appended before it
         self.appended = 0  # records appended to the log by this process
         self.synced = 0  # of those, how many an fsync has covered
-        self.failure: BaseException | None = None  # set when an I/O error made the collection read-only
+        self.failure: BaseException | None = None  # set when an I/O error (or a failed flush) made it read-only
         self.pid = os.getpid()
         self.forks = forks_seen()  # differs in a forked child, which must not write
         self.wal: WalWriter | None = None

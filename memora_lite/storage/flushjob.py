@@ -1,10 +1,11 @@
 """The background flush: a full memtable's rows written to a segment on a thread of its own.
 
-Flushing a 64 MiB memtable (~56,000 SQuAD-shaped rows) takes 60-100 ms: encoding,
-compressing, fsyncs. Done inline, the insert call that filled the memtable waits for
-all of it. Instead that call *freezes* the memtable (the engine does it, under its lock):
-it starts a new log, installs a manifest naming both logs, and hands the rows logged so
-far to a :class:`FlushJob`. The job's thread writes and syncs the segment, installs a
+Flushing a 64 MiB memtable (~56,000 SQuAD-shaped rows) means encoding, compressing
+and several fsyncs. Done inline, the insert call that filled the memtable waits for all
+of it (``benchmarks/test_flush_stall.py`` measures that call). Instead that call
+*freezes* the memtable (the engine does it, under its lock): it starts a new log,
+installs a manifest naming both logs, and hands the rows logged so far to a
+:class:`FlushJob`. The job's thread writes and syncs the segment, installs a
 manifest naming the segment and only the new log, and removes the frozen log, while
 inserts go on into the new log. LevelDB's immutable memtable works the same way.
 
