@@ -424,10 +424,7 @@ class CollectionEngine:
         The rows stay in the memtable, where reads find them, until the job is installed.
         """
         memtable = self.memtable
-        batches = memtable.batches_in_key_order()
-        if batches is None:
-            view = memtable.sorted_view()
-            batches = [view.batch.take(view.rows)]
+        batches = memtable.segment_batches()
         # The frozen log's deletes must outlive it: the job writes them as deletion vectors, after
         # the segment and before its manifest, as an inline flush does. Written now, a power cut
         # could keep them and lose the unsynced log records of the calls they belong to.
@@ -698,12 +695,9 @@ class CollectionEngine:
         dropped = replace_segments or []
         created: list[LiveSegment] = []
         pending: list[Batch | list[Batch]] = list(new_batches)
-        in_order = self.memtable.batches_in_key_order()  # ids that arrived in order: written without a copy
-        if in_order is not None:
-            pending.append(in_order)
-        elif len(self.memtable):
-            view = self.memtable.sorted_view()
-            pending.append(view.batch.take(view.rows))
+        live = self.memtable.segment_batches()
+        if live:
+            pending.append(live)
         for batch in pending:
             number = self._next_number()
             min_pk, max_pk = write_segment(self.fs, self._path(filenames.segment_name(number)), batch, self.schema)

@@ -142,6 +142,17 @@ class MemTable:
         keys = concat([b.columns[self.primary_key] for b in self.batches])
         return list(self.batches) if bool(np.all(keys[1:] > keys[:-1])) else None
 
+    def segment_batches(self) -> list[Batch]:
+        """The live rows in key order, as the batches a flush writes as one segment (none when
+        no row is live): the held batches themselves when ids arrived in order, else one sorted copy."""
+        in_order = self.batches_in_key_order()
+        if in_order is not None:
+            return in_order
+        if not self.positions:
+            return []
+        view = self.sorted_view()
+        return [view.batch.take(view.rows)]
+
     def rows_after(self, rows: int, nbytes: int) -> MemTable:
         """A memtable of the rows appended after the first ``rows`` (which held ``nbytes``),
         once a background flush has written those to a segment. Batches are shared, not copied.
