@@ -31,7 +31,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from threading import Thread
 from typing import Any
 
 import msgpack
@@ -148,8 +148,8 @@ def _null_mask(chunks: list[Batch], name: str) -> np.ndarray | None:
 def _encode_blocks(tasks: list[tuple[Column, str]], threads: int) -> list[tuple[str, bytes, int]]:
     """Each ``(rows of a column, kind)`` block encoded and compressed, with its checksum, in task order.
 
-    Thread ``k`` of ``threads`` takes tasks ``k, k + threads, ...``: one future per thread
-    rather than per block, and the heavy token blocks spread over all threads.
+    Thread ``k`` of ``threads`` takes tasks ``k, k + threads, ...``: the heavy token blocks
+    spread over all threads, and the calling thread takes share 0 rather than wait.
     """
     def encode(share: list[tuple[Column, str]]) -> list[tuple[str, bytes, int]]:
         out = []
@@ -158,14 +158,35 @@ def _encode_blocks(tasks: list[tuple[Column, str]], threads: int) -> list[tuple[
             out.append((encoding, blob, masked_crc(blob)))
         return out
 
-    if threads == 1:
-        return encode(tasks)
-    # A pool per segment, not one kept for the process: a forked child would inherit a pool
-    # whose threads did not survive the fork.
-    with ThreadPoolExecutor(threads, thread_name_prefix="memora-encode") as pool:
-        shares = list(pool.map(encode, [tasks[k::threads] for k in range(threads)]))
+    shares = [tasks[k::threads] for k in range(threads)]
+    encoded_shares: list[list[tuple[str, bytes, int]]] = [[] for _ in shares]
+    errors: list[BaseException] = []
+
+    def run(k: int) -> None:
+        try:
+            encoded_shares[k] = encode(shares[k])
+        except BaseException as error:  # re-raised on the calling thread below
+            errors.append(error)
+
+    # Plain threads started per segment, not a concurrent.futures pool: a pool kept for the
+    # process would not survive a fork, and every pool refuses work once the interpreter has
+    # begun to exit, which is when a background flush still running must finish.
+    helpers = []
+    for k in range(1, threads):
+        helper = Thread(target=run, args=(k,), name=f"memora-encode-{k}")
+        try:
+            helper.start()
+        except RuntimeError:  # no new threads this late in interpreter shutdown: this thread encodes share k
+            run(k)
+        else:
+            helpers.append(helper)
+    run(0)
+    for helper in helpers:
+        helper.join()
+    if errors:
+        raise errors[0]
     encoded: list[Any] = [None] * len(tasks)
-    for k, share in enumerate(shares):
+    for k, share in enumerate(encoded_shares):
         encoded[k::threads] = share
     return encoded
 

@@ -23,7 +23,7 @@ from memora_lite import Memora, ReadOnlyError
 from memora_lite.nosql import NoSQL
 from memora_lite.storage import filenames
 from memora_lite.storage.engine import CollectionEngine, Options
-from memora_lite.storage.fs import MemoryFileSystem
+from memora_lite.storage.fs import MemoryFileSystem, OsFileSystem
 from memora_lite.storage.manifest import Manifest
 from memora_lite.storage.store import Store
 
@@ -220,6 +220,41 @@ def test_a_process_that_exits_without_closing_finishes_or_replays_its_flush(tmp_
     with Memora(path=path) as client:
         rows = client.nosql.query("c", output_fields=["id", "tokens"])["data"]
         assert [r["id"] for r in rows] == list(range(3000))
+        assert all(r["tokens"] == list(range(r["id"] % 50)) for r in rows)
+
+
+def test_a_flush_still_running_when_the_interpreter_exits_writes_its_segment(tmp_path: os.PathLike[str]) -> None:
+    """The main thread returns while the flush thread is still on its way to the segment
+    encoder; the interpreter waits for it (it is not a daemon), and by then thread pools
+    refuse work: the segment is written anyway, and the store opens with one log."""
+    path = os.path.join(tmp_path, "s")
+    script = textwrap.dedent(f"""
+        import threading, time
+        from memora_lite.storage import flushjob
+        started, write_segment = threading.Event(), flushjob.write_segment
+
+        def slow_write_segment(*args, **kwargs):  # still writing when the main thread returns
+            started.set()
+            time.sleep(0.3)
+            return write_segment(*args, **kwargs)
+
+        flushjob.write_segment = slow_write_segment
+        from memora_lite import Memora
+        db = Memora(path={path!r}, flush_bytes=256 << 10).nosql  # a flush of several blocks: encoder threads
+        key = 0
+        while not started.is_set():
+            db.insert("c", [{{"id": k, "tokens": list(range(k % 50))}} for k in range(key, key + 500)])
+            key += 500
+        print(key, flush=True)
+    """)
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    manifest = Manifest.load(OsFileSystem(), os.path.join(path, "default", "c"))
+    assert manifest.wal_before is None and manifest.segments
+    with Memora(path=path) as client:
+        rows = client.nosql.query("c", output_fields=["id", "tokens"])["data"]
+        assert [r["id"] for r in rows] == list(range(int(proc.stdout)))
         assert all(r["tokens"] == list(range(r["id"] % 50)) for r in rows)
 
 

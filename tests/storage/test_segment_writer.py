@@ -13,8 +13,8 @@ from memora_lite.storage import segment
 from memora_lite.storage.fs import MemoryFileSystem
 
 ROWS = 300
-BLOCK_ROWS = 32  # 10 blocks per column: enough for the thread pool
-REAL_POOL = segment.ThreadPoolExecutor
+BLOCK_ROWS = 32  # 10 blocks per column: enough for every encoder thread
+RealThread = segment.Thread
 
 
 def _batch() -> tuple[object, Schema]:
@@ -33,27 +33,35 @@ def _batch() -> tuple[object, Schema]:
     return batch, schema
 
 
-def _written(monkeypatch: pytest.MonkeyPatch, threads: int) -> tuple[bytes, list[int]]:
-    pools: list[int] = []
+class Refused(RealThread):  # type: ignore[misc,valid-type]
+    """A thread that cannot start, as in Python 3.12.1 once the interpreter has begun to exit."""
 
-    def spy(workers: int, **kwargs: object) -> object:
-        pools.append(workers)
-        return REAL_POOL(workers, **kwargs)
+    def start(self) -> None:
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+
+def _written(monkeypatch: pytest.MonkeyPatch, threads: int, thread_class: type = RealThread) -> tuple[bytes, list[str]]:
+    """The segment file of ``_batch()`` encoded on ``threads`` threads, and the helper threads made."""
+    helpers: list[str] = []
+
+    def spy(**kwargs: object) -> object:
+        helpers.append(str(kwargs["name"]))
+        return thread_class(**kwargs)
 
     monkeypatch.setattr(segment, "ENCODE_THREADS", threads)
-    monkeypatch.setattr(segment, "ThreadPoolExecutor", spy)
+    monkeypatch.setattr(segment, "Thread", spy)
     batch, schema = _batch()
     fs = MemoryFileSystem()
     fs.makedirs("/c")
     segment.write_segment(fs, "/c/s.mls", batch, schema, block_rows=BLOCK_ROWS)
-    return fs.read("/c/s.mls"), pools
+    return fs.read("/c/s.mls"), helpers
 
 
 @pytest.mark.parametrize("threads", [2, 3, 4])
 def test_blocks_encoded_on_threads_give_the_same_file(monkeypatch: pytest.MonkeyPatch, threads: int) -> None:
-    serial, no_pools = _written(monkeypatch, 1)
-    parallel, pools = _written(monkeypatch, threads)
-    assert no_pools == [] and pools == [threads]
+    serial, no_helpers = _written(monkeypatch, 1)
+    parallel, helpers = _written(monkeypatch, threads)
+    assert no_helpers == [] and helpers == [f"memora-encode-{k}" for k in range(1, threads)]
     assert parallel == serial
 
     batch, schema = _batch()
@@ -87,16 +95,27 @@ def test_an_error_on_an_encoder_thread_reaches_the_caller_and_writes_nothing(
     assert not fs.exists("/c/s.mls")
 
 
+@pytest.mark.parametrize("threads", [2, 4])
+def test_encoder_threads_that_cannot_start_leave_their_blocks_to_the_calling_thread(
+        monkeypatch: pytest.MonkeyPatch, threads: int) -> None:
+    """A background flush still running when the interpreter exits must finish its segment
+    (tests/storage/test_background_flush.py runs that exit for real)."""
+    serial, _ = _written(monkeypatch, 1)
+    refused, helpers = _written(monkeypatch, threads, Refused)
+    assert len(helpers) == threads - 1
+    assert refused == serial
+
+
 def test_a_one_block_segment_encodes_on_the_calling_thread(monkeypatch: pytest.MonkeyPatch) -> None:
-    pools: list[int] = []
+    helpers: list[int] = []
     monkeypatch.setattr(segment, "ENCODE_THREADS", 4)
-    monkeypatch.setattr(segment, "ThreadPoolExecutor", lambda *a, **k: pools.append(1))
+    monkeypatch.setattr(segment, "Thread", lambda *a, **k: helpers.append(1))
     schema = Schema.infer({"id": [1], "t": [[1, 2]]}, "id")
     batch, _ = schema.to_batch({"id": [1, 2, 3], "t": [[1], [2, 3], []]}, "c")
     fs = MemoryFileSystem()
     fs.makedirs("/c")
     assert segment.write_segment(fs, "/c/s.mls", batch, schema) == (1, 3)
-    assert pools == []
+    assert helpers == []
 
 
 @pytest.mark.parametrize("cuts", [[], [BLOCK_ROWS, 2 * BLOCK_ROWS], [1, 150, 151, 299], [0, ROWS // 2, ROWS]])
